@@ -1,0 +1,1 @@
+"""Graph builders: each modality is a builder registered in ``GRAPH_BUILDERS``."""

@@ -1,0 +1,1 @@
+"""Data layer: the interactions table, readers, filtering, splits, model inputs."""

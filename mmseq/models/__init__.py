@@ -1,0 +1,6 @@
+"""Model registry. Importing this package registers every built-in model in ``MODELS``."""
+
+from mmseq.models.base import LossOutput, ModelInputs, Recommender
+from mmseq.models.registry import MODELS
+
+__all__ = ["MODELS", "LossOutput", "ModelInputs", "Recommender"]

@@ -1,0 +1,64 @@
+"""Shared fixtures: the shared data root and a tiny hand-made interactions table."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mmseq.data.schema import Interactions
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("MMSEQ_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """``../shared/data``; tests marked ``data`` skip (with the reason) when it is absent."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"shared data not found at {SHARED_DATA}")
+    return SHARED_DATA
+
+
+@pytest.fixture
+def tiny_interactions() -> Interactions:
+    """3 users x 4 items, 10 rows, with ratings, times (seconds) and review text.
+
+    user 0: items 0,1,2,3 at t=1..4 days; user 1: items 1,2,3 ; user 2: items 0,2,3.
+    """
+    day = 86400
+    user = np.array([0, 0, 0, 0, 1, 1, 1, 2, 2, 2], dtype=np.int64)
+    item = np.array([0, 1, 2, 3, 1, 2, 3, 0, 2, 3], dtype=np.int64)
+    rating = np.array([5, 4, 3, 5, 2, 5, 4, 1, 3, 5], dtype=np.float32)
+    ts = np.array([1, 2, 3, 4, 1, 3, 5, 2, 2, 6], dtype=np.int64) * day
+    review = np.array(
+        [
+            "Great strings. Bright tone.",
+            "The cable hums. Poor shielding.",
+            "Solid tuner. Easy to read.",
+            "Lovely strings, warm tone.",
+            "Cable broke after a week.",
+            "Tuner clips on well.",
+            "Strings feel smooth.",
+            "Bad cable, buzzing.",
+            "Accurate tuner.",
+            "Best strings so far.",
+        ],
+        dtype=object,
+    )
+    return Interactions(
+        user=user,
+        item=item,
+        rating=rating,
+        timestamp=ts,
+        user_ids=np.array(["u0", "u1", "u2"], dtype=object),
+        item_ids=np.array(["i0", "i1", "i2", "i3"], dtype=object),
+        review=review,
+        summary=np.array(["s"] * 10, dtype=object),
+        meta={"source": "tiny", "has_rating": True, "has_time": True},
+    )

@@ -1,0 +1,1 @@
+"""Review topic extraction (sentence encoder -> UMAP -> HDBSCAN via BERTopic)."""
