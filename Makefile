@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PIP) install -c constraints.txt -e ".[dev]"
 	# DGL's wheel metadata would drag in a new torch: install it and torchdata without deps.
 	$(PIP) install -c constraints.txt --no-deps dgl==2.1.0 torchdata==0.9.0
-	$(PIP) install -c constraints.txt "psutil" "requests" "pydantic"
+	$(PIP) install -c constraints.txt networkx psutil requests urllib3
 	rm -f $(VENV)/.installed-*; touch $(STAMP)
 
 install: $(STAMP)

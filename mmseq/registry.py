@@ -6,6 +6,8 @@ import difflib
 from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
+from mmseq.errors import ConfigError
+
 T = TypeVar("T")
 
 
@@ -43,7 +45,7 @@ class Registry(Generic[T]):
             choices = sorted(self._entries)
             close = difflib.get_close_matches(name, choices, n=1)
             hint = f"; did you mean '{close[0]}'?" if close else ""
-            raise ValueError(f"Unknown {self.kind} '{name}'; choices: {choices}{hint}") from None
+            raise ConfigError(f"Unknown {self.kind} '{name}'; choices: {choices}{hint}") from None
 
     def names(self) -> list[str]:
         return sorted(self._entries)

@@ -140,3 +140,16 @@ class GraphBundle:
             raise ArtifactError(f"Cannot read graph bundle {path}: {exc}") from None
         parts = {k: GraphPart(**v) for k, v in state["parts"].items()}
         return cls(parts, state["meta"])
+
+
+def bundle_path(artifacts_dir: str | Path, *, train_hash: str, graph_specs: Any, topic_settings: Any) -> Path:
+    """Where the bundle built from these inputs lives: ``<artifacts>/graphs/bundle-<key>.pt``.
+
+    ``scripts/build_graphs.py`` writes it and training reads it; the key covers the training rows'
+    content hash, the builder list with their params, and the topic settings, so any change of
+    input or setting points to a different file (and so to a rebuild).
+    """
+    from mmseq.data.schema import settings_hash
+
+    key = settings_hash("graph-bundle", train_hash, graph_specs, topic_settings)
+    return Path(artifacts_dir) / "graphs" / f"bundle-{key}.pt"

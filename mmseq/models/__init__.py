@@ -4,3 +4,4 @@ from mmseq.models.base import LossOutput, ModelInputs, Recommender
 from mmseq.models.registry import MODELS
 
 __all__ = ["MODELS", "LossOutput", "ModelInputs", "Recommender"]
+from mmseq.models import builtin  # noqa: F401,E402

@@ -7,65 +7,18 @@ device, moves the model, and calls ``training_batches`` / ``loss`` / ``score_all
 
 from __future__ import annotations
 
-import dataclasses
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
 
-from mmseq.data.graph_bundle import GraphPart
+# ModelInputs is plain data built by mmseq.data; re-exported here for model code.
+from mmseq.data.inputs import ModelInputs
 
-
-@dataclass(frozen=True, eq=False)
-class ModelInputs:
-    """Everything a model may look at, as tensors on one device.
-
-    The history is the fit part of the split while training and validating, and fit + valid when
-    scoring the test set (shared/docs/protocols.md). Graph parts are built from the fit part only.
-
-    Attributes:
-        num_users, num_items: sizes of the id space.
-        user, item: (N,) int64 history interactions, chronological per user.
-        rating: (N,) float32.
-        timestamp: (N,) int64 seconds (or positions, for data without time).
-        seq_items: (num_users, L) int64, the last L history items of each user, item index + 1,
-            left-padded with 0 (most recent item in the last column).
-        seq_ratings: (num_users, L) float32, aligned with ``seq_items`` (0 at padding).
-        seq_times: (num_users, L) int64 seconds, aligned with ``seq_items`` (0 at padding).
-        seq_lengths: (num_users,) int64 number of non-padding entries (<= L).
-        graphs: graph parts by name (e.g. ``"interaction_graph"``, ``"rating_graph"``).
-        extras: other named tensors (e.g. ``"item_attributes"`` (num_items, A) dense/sparse).
-    """
-
-    num_users: int
-    num_items: int
-    user: Tensor
-    item: Tensor
-    rating: Tensor
-    timestamp: Tensor
-    seq_items: Tensor
-    seq_ratings: Tensor
-    seq_times: Tensor
-    seq_lengths: Tensor
-    graphs: Mapping[str, GraphPart] = field(default_factory=dict)
-    extras: Mapping[str, Tensor] = field(default_factory=dict)
-
-    @property
-    def device(self) -> torch.device:
-        return self.user.device
-
-    def to(self, device: torch.device | str) -> ModelInputs:
-        moved: dict[str, Any] = {}
-        for f in dataclasses.fields(self):
-            v = getattr(self, f.name)
-            if isinstance(v, Tensor):
-                moved[f.name] = v.to(device)
-        moved["graphs"] = {k: g.to(device) for k, g in self.graphs.items()}
-        moved["extras"] = {k: t.to(device) for k, t in self.extras.items()}
-        return dataclasses.replace(self, **moved)
+__all__ = ["LossOutput", "ModelInputs", "Recommender"]
 
 
 @dataclass

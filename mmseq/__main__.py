@@ -1,0 +1,3 @@
+from mmseq.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,117 @@
+"""``python -m mmseq`` / ``mmseq``: train, evaluate, inspect data, list models.
+
+Errors that mmseq raises on purpose (bad data, bad config, missing artifacts) end the command with
+one line on stderr and exit status 2, never a traceback; ``--debug`` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from mmseq.errors import MmseqError
+
+log = logging.getLogger("mmseq")
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from mmseq.config import load_experiment
+    from mmseq.train.experiment import run_experiment
+
+    cfg = load_experiment(args.config, args.set)
+    results = run_experiment(cfg, run_dir=Path(args.run_dir) if args.run_dir else None,
+                             resume=not args.no_resume)
+    print(f"run: {results['run_dir']}")
+    print(f"best epoch {results['best_epoch']} (of {results['epochs_run']}); "
+          f"valid {_fmt(results['valid'])}")
+    print(f"test [{cfg.split.protocol}] {_fmt(results['test'])}")
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from mmseq.train.experiment import evaluate_run
+
+    metrics = evaluate_run(Path(args.run), stage=args.stage)
+    print(json.dumps(metrics, indent=2, sort_keys=True) if args.json else f"{args.stage} {_fmt(metrics)}")
+    return 0
+
+
+def _cmd_data_stats(args: argparse.Namespace) -> int:
+    from mmseq.data.readers import load_interactions
+    from mmseq.data.stats import format_stats
+
+    data = load_interactions(args.file, format=args.format)
+    print(format_stats(data))
+    return 0
+
+
+def _cmd_data_formats(args: argparse.Namespace) -> int:
+    from mmseq.data.readers import READERS
+
+    print("\n".join(READERS.names()))
+    return 0
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    from mmseq.models import MODELS
+
+    print("\n".join(MODELS.names()))
+    return 0
+
+
+def _fmt(metrics: dict) -> str:
+    return "  ".join(f"{k}={v:.4f}" for k, v in sorted(metrics.items()) if isinstance(v, float))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mmseq", description=__doc__.splitlines()[0])
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    train = sub.add_parser("train", help="train and evaluate a model from an experiment YAML")
+    train.add_argument("--config", required=True, help="experiment YAML (configs/experiments/*.yaml)")
+    train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a config value, e.g. --set train.epochs=5 (repeatable)")
+    train.add_argument("--run-dir", help="where results and checkpoints go (default: output_dir/<run name>)")
+    train.add_argument("--no-resume", action="store_true", help="ignore existing checkpoints")
+    train.set_defaults(func=_cmd_train)
+
+    ev = sub.add_parser("evaluate", help="re-score a finished run from its saved weights")
+    ev.add_argument("--run", required=True, help="run directory written by 'mmseq train'")
+    ev.add_argument("--stage", choices=["valid", "test"], default="test")
+    ev.add_argument("--json", action="store_true")
+    ev.set_defaults(func=_cmd_evaluate)
+
+    data = sub.add_parser("data", help="inspect data sets")
+    dsub = data.add_subparsers(dest="data_command", required=True)
+    stats = dsub.add_parser("stats", help="print statistics of a data file")
+    stats.add_argument("file")
+    stats.add_argument("--format", default="auto", help="reader name (see 'mmseq data formats')")
+    stats.set_defaults(func=_cmd_data_stats)
+    fmts = dsub.add_parser("formats", help="list the readers")
+    fmts.set_defaults(func=_cmd_data_formats)
+
+    models = sub.add_parser("models", help="list the registered models")
+    models.set_defaults(func=_cmd_models)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args))
+    except MmseqError as exc:
+        if args.debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

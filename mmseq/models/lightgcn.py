@@ -1,0 +1,124 @@
+"""LightGCN: linear propagation of ID embeddings over the normalised user-item graph.
+
+He et al., "LightGCN: Simplifying and Powering Graph Convolution Network for Recommendation",
+SIGIR 2020. The graph is the ``"interaction_graph"`` artifact (built by ``graphs/``, already
+``D^-1/2 A D^-1/2``); this model only propagates over it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+from torch_geometric.nn import LGConv
+
+from mmseq.data.graph_bundle import GraphPart
+from mmseq.data.sampling import PositivePairsCache, bpr_batches
+from mmseq.errors import ArtifactError
+from mmseq.losses import bpr_loss, l2_regularization
+from mmseq.models.base import LossOutput, ModelInputs, Recommender
+from mmseq.models.registry import MODELS
+
+GRAPH = "interaction_graph"
+
+
+@dataclass(frozen=True)
+class LightGCNConfig:
+    """LightGCN hyper-parameters (defaults from the paper)."""
+
+    embedding_dim: int = 64  # d, width of the layer-0 (ego) embeddings
+    num_layers: int = 3  # K propagation layers
+    reg_weight: float = 1e-4  # lambda of the L2 penalty on the batch's ego embeddings
+    init_std: float = 0.1  # std of the normal initialisation of the ego embeddings
+
+
+@MODELS.register("lightgcn")
+class LightGCN(Recommender):
+    """``E^(k+1) = L E^(k)``, ``E = mean_k E^(k)`` (k = 0..K), ``score(u, i) = e_u . e_i``.
+
+    ``L`` is ``inputs.graphs["interaction_graph"]`` (users first, then items), turned into a torch
+    CSR matrix once per graph object and propagated with PyG's ``LGConv(normalize=False)``.
+    Loss: ``BPR + lambda * L2`` on the ego (layer-0) embeddings of the batch.
+
+    Shapes:
+        score_all: users (B,) -> (B, num_items).
+    """
+
+    config_class = LightGCNConfig
+    requires_graphs = (GRAPH,)
+
+    def __init__(self, config: LightGCNConfig, num_users: int, num_items: int) -> None:
+        super().__init__(config, num_users, num_items)
+        self.user_embedding = nn.Embedding(num_users, config.embedding_dim)
+        self.item_embedding = nn.Embedding(num_items, config.embedding_dim)
+        nn.init.normal_(self.user_embedding.weight, std=config.init_std)
+        nn.init.normal_(self.item_embedding.weight, std=config.init_std)
+        self.conv = LGConv(normalize=False)
+        self._pairs = PositivePairsCache()
+        self._adj: tuple[GraphPart, Tensor] | None = None
+        self._eval_embeddings: tuple[Tensor, Tensor] | None = None
+
+    # ------------------------------------------------------------------ graph
+    def adjacency(self, inputs: ModelInputs) -> Tensor:
+        """The interaction graph as a (N, N) sparse CSR tensor, cached per graph object."""
+        part = inputs.graphs.get(GRAPH)
+        if part is None:
+            raise ArtifactError(
+                f"LightGCN needs the graph '{GRAPH}' in inputs.graphs "
+                f"(has: {sorted(inputs.graphs)}); "
+                f"add {{builder: {GRAPH}}} to the config's 'graphs' list and run "
+                "scripts/build_graphs.py --config <config>"
+            )
+        n = self.num_users + self.num_items
+        if tuple(part.shape) != (n, n):
+            raise ArtifactError(
+                f"Expected graph '{GRAPH}' of shape ({n}, {n}) for {self.num_users} users + "
+                f"{self.num_items} items (got {tuple(part.shape)}); rebuild it for this data"
+            )
+        if self._adj is None or self._adj[0] is not part:
+            self._adj = (part, part.to_sparse_csr())
+        return self._adj[1]
+
+    def propagate(self, inputs: ModelInputs) -> tuple[Tensor, Tensor]:
+        """Layer-mean embeddings ``(users (num_users, d), items (num_items, d))``."""
+        adj = self.adjacency(inputs)
+        x = torch.cat([self.user_embedding.weight, self.item_embedding.weight])  # (N, d)
+        total = x
+        for _ in range(self.config.num_layers):
+            x = self.conv(x, adj)  # (N, d)
+            total = total + x
+        mean = total / (self.config.num_layers + 1)
+        return mean[: self.num_users], mean[self.num_users :]
+
+    # ------------------------------------------------------------------ training
+    def training_batches(
+        self, inputs: ModelInputs, batch_size: int, generator: torch.Generator
+    ) -> Iterator[dict[str, Tensor]]:
+        self.adjacency(inputs)  # fail before the epoch starts if the graph is missing
+        return bpr_batches(inputs.user, inputs.item, self.num_items, batch_size, generator,
+                           seen=self._pairs.get(inputs))
+
+    def loss(self, batch: dict[str, Tensor], inputs: ModelInputs) -> LossOutput:
+        users, items = self.propagate(inputs)
+        u = users[batch["user"]]  # (B, d)
+        bpr = bpr_loss((u * items[batch["pos"]]).sum(-1), (u * items[batch["neg"]]).sum(-1))
+        reg = self.config.reg_weight * l2_regularization(
+            self.user_embedding(batch["user"]),
+            self.item_embedding(batch["pos"]),
+            self.item_embedding(batch["neg"]),
+        )
+        return LossOutput(bpr + reg, {"bpr": bpr.detach(), "l2": reg.detach()})
+
+    # ------------------------------------------------------------------ scoring
+    def begin_eval(self, inputs: ModelInputs) -> None:
+        with torch.no_grad():
+            self._eval_embeddings = self.propagate(inputs)
+
+    def end_eval(self) -> None:
+        self._eval_embeddings = None
+
+    def score_all(self, users: Tensor, inputs: ModelInputs) -> Tensor:
+        user_emb, item_emb = self._eval_embeddings or self.propagate(inputs)
+        return user_emb[users] @ item_emb.T  # (B, num_items)

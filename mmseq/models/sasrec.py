@@ -1,0 +1,88 @@
+"""SASRec: a causal self-attention encoder over the item sequence predicts the next item.
+
+Kang & McAuley, "Self-Attentive Sequential Recommendation", ICDM 2018. Trained with softmax
+cross-entropy over ALL items at every position (not the paper's BCE with one sampled negative),
+which is the stronger, now common variant.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from mmseq.data.sampling import next_item_batches
+from mmseq.losses import cross_entropy_over_items
+from mmseq.models.base import LossOutput, ModelInputs, Recommender
+from mmseq.models.registry import MODELS
+from mmseq.nn.transformer import TransformerEncoder
+
+
+@dataclass(frozen=True)
+class SASRecConfig:
+    """SASRec hyper-parameters (defaults from the paper, except the loss)."""
+
+    embedding_dim: int = 64  # d, item/position embedding and model width
+    num_layers: int = 2  # self-attention blocks
+    num_heads: int = 1  # attention heads per block
+    dropout: float = 0.2  # dropout on embeddings and inside the blocks
+    max_len: int = 50  # learned positions; the most recent max_len items are read
+
+
+@MODELS.register("sasrec")
+class SASRec(Recommender):
+    """``h = CausalTransformer(sqrt(d) e_items + p)``, ``score(t, j) = h_t . e_j``.
+
+    Positions are counted from the right (the most recent item always has position
+    ``max_len - 1``), so the shorter training inputs (``seq[:, :-1]``) and the full scoring
+    sequences share one position table.
+
+    Shapes:
+        score_all: users (B,) -> (B, num_items), read at the last (most recent) position.
+    """
+
+    config_class = SASRecConfig
+
+    def __init__(self, config: SASRecConfig, num_users: int, num_items: int) -> None:
+        super().__init__(config, num_users, num_items)
+        d = config.embedding_dim
+        self.item_embedding = nn.Embedding(num_items + 1, d, padding_idx=0)  # 0 = pad
+        self.position_embedding = nn.Embedding(config.max_len, d)
+        for emb in (self.item_embedding, self.position_embedding):
+            nn.init.normal_(emb.weight, std=0.02)
+        with torch.no_grad():
+            self.item_embedding.weight[0].zero_()
+        self.embedding_dropout = nn.Dropout(config.dropout)
+        self.encoder = TransformerEncoder(
+            d_model=d, num_layers=config.num_layers, num_heads=config.num_heads, ffn_dim=d,
+            dropout=config.dropout, causal=True, norm_first=True,
+        )
+
+    def encode(self, seq: Tensor) -> Tensor:
+        """Hidden states of left-padded rows ``seq`` (item index + 1) -> (B, T, d)."""
+        seq = seq[:, -self.config.max_len :]  # (B, T)
+        t = seq.shape[1]
+        positions = torch.arange(self.config.max_len - t, self.config.max_len, device=seq.device)
+        x = self.item_embedding(seq) * math.sqrt(self.config.embedding_dim)
+        x = self.embedding_dropout(x + self.position_embedding(positions))  # (B, T, d)
+        return self.encoder(x, padding_mask=seq == 0)  # (B, T, d)
+
+    def training_batches(
+        self, inputs: ModelInputs, batch_size: int, generator: torch.Generator
+    ) -> Iterator[dict[str, Tensor]]:
+        return next_item_batches(inputs.seq_items, batch_size, generator)
+
+    def loss(self, batch: dict[str, Tensor], inputs: ModelInputs) -> LossOutput:
+        h = self.encode(batch["input"])  # (B, T, d)
+        target = batch["target"][:, -h.shape[1] :]  # (B, T)
+        valid = target >= 0
+        logits = h[valid] @ self.item_embedding.weight[1:].T  # (M, num_items)
+        ce = cross_entropy_over_items(logits, target[valid])
+        return LossOutput(ce, {"ce": ce.detach()})
+
+    def score_all(self, users: Tensor, inputs: ModelInputs) -> Tensor:
+        h = self.encode(inputs.seq_items[users])[:, -1]  # (B, d)
+        return h @ self.item_embedding.weight[1:].T  # (B, num_items)

@@ -1,0 +1,229 @@
+"""The model-agnostic training loop; it knows only the ``Recommender`` contract (models/base.py).
+
+``fit`` places the model and inputs on the device, trains epoch by epoch on the batches the model
+produces, validates every ``eval_every`` epochs through ``mmseq.eval.protocol.evaluate``, stops
+early on ``cfg.monitor`` and restores the best weights. With ``checkpoint_dir`` it saves a full
+checkpoint after every epoch and, called again, resumes from it with identical results.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm import tqdm
+
+from mmseq.config import TrainConfig
+from mmseq.errors import ConfigError, TrainingError
+from mmseq.models.base import ModelInputs, Recommender
+from mmseq.seed import make_generator, seed_everything
+from mmseq.train.callbacks import Callback, EarlyStopping, LoggingCallback
+from mmseq.train.checkpoint import (
+    capture_rng_state,
+    checkpoint_path,
+    load_checkpoint,
+    restore_rng_state,
+    save_checkpoint,
+)
+from mmseq.train.optim import build_optimizer
+
+log = logging.getLogger(__name__)
+
+EvaluateFn = Callable[..., dict[str, float]]
+
+
+@dataclass
+class FitResult:
+    """What :func:`fit` returns.
+
+    Attributes:
+        best_epoch: epoch of the restored weights (0 for closed-form models).
+        best_metrics: validation metrics at ``best_epoch``.
+        history: one dict per epoch: ``epoch``, ``loss`` (mean of each loss term, ``total``
+            included), ``valid`` (metrics, when validated that epoch), ``seconds``.
+        stopped_early: True if early stopping ended training before ``cfg.epochs``.
+    """
+
+    best_epoch: int
+    best_metrics: dict[str, float]
+    history: list[dict[str, Any]] = field(default_factory=list)
+    stopped_early: bool = False
+
+
+def resolve_device(name: str) -> torch.device:
+    """``"auto"`` -> CUDA when available, else CPU; an unavailable CUDA device is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"train.device is '{name}' but CUDA is not available on this machine")
+    return device
+
+
+def _default_evaluate() -> EvaluateFn:
+    from mmseq.eval.protocol import evaluate  # lazy: the trainer works without eval installed
+
+    return evaluate
+
+
+def _validate(evaluate: EvaluateFn, model: Recommender, inputs: ModelInputs, task: Any,
+              cfg: TrainConfig) -> dict[str, float]:
+    metrics = {k: float(v) for k, v in evaluate(model, inputs, task,
+                                                batch_size=cfg.eval_batch_size).items()}
+    if cfg.monitor not in metrics:
+        raise ConfigError(
+            f"train.monitor is '{cfg.monitor}' but validation gives {sorted(metrics)}"
+        )
+    return metrics
+
+
+def _snapshot(model: Recommender) -> dict[str, torch.Tensor]:
+    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+
+
+def fit(
+    model: Recommender,
+    *,
+    train_inputs: ModelInputs,
+    valid_inputs: ModelInputs,
+    valid_task: Any,
+    cfg: TrainConfig,
+    seed: int,
+    checkpoint_dir: Path | None = None,
+    callbacks: Sequence[Callback] = (),
+    evaluate_fn: EvaluateFn | None = None,
+) -> FitResult:
+    """Train ``model`` on ``train_inputs`` and keep the weights best on validation.
+
+    Args:
+        model: any registered recommender.
+        train_inputs: inputs the model trains on (the fit part of the split).
+        valid_inputs: inputs used as history when validating.
+        valid_task: the validation task (``mmseq.eval.protocol.make_eval_task(split, "valid")``).
+        cfg: trainer settings (epochs, batch size, lr, patience, monitor, device, ...).
+        seed: seeds the global RNGs and the sampling generator.
+        checkpoint_dir: if set, a checkpoint is written there after each epoch and an existing
+            one is resumed from.
+        callbacks: observers of the loop (a :class:`LoggingCallback` always runs first).
+        evaluate_fn: stand-in for ``mmseq.eval.protocol.evaluate`` (same signature).
+
+    Raises:
+        TrainingError: on a non-finite loss (naming epoch, step and terms); the last checkpoint
+            (previous epoch) is left untouched.
+    """
+    evaluate = evaluate_fn or _default_evaluate()
+    callbacks = [LoggingCallback(), *callbacks]
+    if cfg.eval_every < 1:
+        raise ConfigError(f"Expected 'train.eval_every' >= 1 (got {cfg.eval_every})")
+    device = resolve_device(cfg.device)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    seed_everything(seed)
+    model.to(device)
+    train_inputs, valid_inputs = train_inputs.to(device), valid_inputs.to(device)
+
+    if not model.trainable:
+        start = time.perf_counter()
+        model.fit_closed_form(train_inputs)
+        metrics = _validate(evaluate, model, valid_inputs, valid_task, cfg)
+        logs = {"epoch": 0, "loss": {}, "valid": metrics, "seconds": time.perf_counter() - start}
+        for cb in callbacks:
+            cb.on_epoch_end(0, logs)
+        result = FitResult(0, metrics, [logs], False)
+        for cb in callbacks:
+            cb.on_fit_end(result)
+        return result
+
+    optimizer = build_optimizer(model, cfg)
+    generator = make_generator(seed, device)
+    early = EarlyStopping(cfg.patience)
+    history: list[dict[str, Any]] = []
+    best_state = _snapshot(model)
+    best_metrics: dict[str, float] = {}
+    stopped_early, start_epoch = False, 1
+
+    state = load_checkpoint(checkpoint_dir) if checkpoint_dir is not None else None
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        early.load_state_dict(state["early_stopping"])
+        history, best_state = state["history"], state["best_state"]
+        best_metrics, stopped_early = state["best_metrics"], state["stopped_early"]
+        start_epoch = state["epoch"] + 1
+        restore_rng_state(state["rng"], generator)
+        log.info("resumed from %s at epoch %d", checkpoint_path(checkpoint_dir), state["epoch"])
+    for cb in callbacks:
+        cb.on_fit_start(model, start_epoch)
+
+    epoch = start_epoch
+    while epoch <= cfg.epochs and not stopped_early:
+        started = time.perf_counter()
+        losses = _train_epoch(model, train_inputs, optimizer, generator, cfg, epoch, checkpoint_dir)
+        logs: dict[str, Any] = {"epoch": epoch, "loss": losses}
+        if epoch % cfg.eval_every == 0 or epoch == cfg.epochs:
+            metrics = _validate(evaluate, model, valid_inputs, valid_task, cfg)
+            logs["valid"] = metrics
+            if early.update(metrics[cfg.monitor], epoch):
+                best_state, best_metrics = _snapshot(model), metrics
+            stopped_early = early.should_stop and epoch < cfg.epochs
+        logs["seconds"] = time.perf_counter() - started
+        history.append(logs)
+        if checkpoint_dir is not None:
+            save_checkpoint(checkpoint_dir, {
+                "model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch,
+                "early_stopping": early.state_dict(), "history": history,
+                "best_state": best_state, "best_metrics": best_metrics,
+                "stopped_early": stopped_early, "rng": capture_rng_state(generator),
+            })
+        for cb in callbacks:
+            cb.on_epoch_end(epoch, logs)
+        epoch += 1
+
+    model.load_state_dict(best_state)
+    if not best_metrics:  # no validation happened (epochs == 0): score the initial weights
+        best_metrics = _validate(evaluate, model, valid_inputs, valid_task, cfg)
+    result = FitResult(early.best_epoch, best_metrics, history, stopped_early)
+    for cb in callbacks:
+        cb.on_fit_end(result)
+    return result
+
+
+def _train_epoch(model: Recommender, inputs: ModelInputs, optimizer: torch.optim.Optimizer,
+                 generator: torch.Generator, cfg: TrainConfig, epoch: int,
+                 checkpoint_dir: Path | None) -> dict[str, float]:
+    """One pass over ``model.training_batches``; returns the mean of each loss term."""
+    model.train()
+    sums: dict[str, torch.Tensor] = {}
+    steps = 0
+    batches = model.training_batches(inputs, cfg.batch_size, generator)
+    for step, batch in enumerate(tqdm(batches, desc=f"epoch {epoch}", disable=not cfg.progress,
+                                      leave=False)):
+        out = model.loss(batch, inputs)
+        if not bool(torch.isfinite(out.total)):
+            bad = [k for k, v in out.terms.items() if not bool(torch.isfinite(v).all())]
+            kept = (f"the last good checkpoint is {checkpoint_path(checkpoint_dir)}"
+                    if checkpoint_dir is not None else "no checkpoint directory was given")
+            raise TrainingError(
+                f"Non-finite loss {float(out.total.detach())} at epoch {epoch}, step {step}; "
+                f"non-finite terms: {bad or ['total']} (terms: {sorted(out.terms)}); {kept}"
+            )
+        optimizer.zero_grad(set_to_none=True)
+        out.total.backward()
+        if cfg.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        optimizer.step()
+        for name, value in {"total": out.total, **out.terms}.items():
+            value = value.detach()
+            sums[name] = sums[name] + value if name in sums else value
+        steps += 1
+    if steps == 0:
+        raise TrainingError(
+            f"{type(model).__name__}.training_batches produced no batch at epoch {epoch}; "
+            "is the training history empty?"
+        )
+    return {k: float(v) / steps for k, v in sums.items()}
