@@ -1,10 +1,10 @@
 """Regenerate docs/results.md: every (data set, model) cell trained over several seeds.
 
-    python scripts/make_results.py                  # the full table (see TABLES below)
+    python scripts/make_results.py                  # every table in configs/results/
     python scripts/make_results.py --only toys_loo  # one table
     python scripts/make_results.py --seeds 0 1 2 --max-epochs 30
 
-Each run goes through the same code path as ``mmseq train`` (``run_experiment``) and leaves its
+Tables are the files under configs/results/ (one YAML each, ordered by file name). Each run goes through the same code path as ``mmseq train`` (``run_experiment``) and leaves its
 ``results.json`` (with provenance) under ``runs/results/``; this script only aggregates them into
 mean ± std per metric and writes the markdown with the budget each number had. Test metrics of the
 epoch chosen on VALIDATION are reported: nothing here is tuned on test.
@@ -13,36 +13,58 @@ epoch chosen on VALIDATION are reported: nothing here is tuned on test.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import platform
 import statistics
 import subprocess
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
-from mmseq.config import load_experiment
+from mmseq.config import from_dict, load_experiment, load_yaml
 from mmseq.train.experiment import run_experiment
 
 REPO = Path(__file__).resolve().parents[1]
 
-# name -> (config file, models, metric columns, caption)
-TABLES: dict[str, tuple[str, list[str], list[str], str]] = {
-    "musical_instruments": (
-        "configs/experiments/musical_instruments.yaml",
-        ["pop", "bprmf", "lightgcn", "sasrec"],
-        ["hr@10", "ndcg@10", "hr@20", "ndcg@20", "recall@20"],
-        "Amazon 2014 Musical Instruments 5-core, `ratio-80-20`, full ranking",
-    ),
-    "toys_loo": (
-        "configs/experiments/toys_loo.yaml",
-        ["pop", "bprmf", "lightgcn", "sasrec"],
-        ["hr@5", "ndcg@5", "hr@10", "ndcg@10", "hr@20", "ndcg@20", "mrr"],
-        "S3-Rec Toys and Games, `loo-full`, full ranking",
-    ),
-}
+RESULTS_DIR = REPO / "configs" / "results"
+
+
+@dataclass(frozen=True)
+class RowSpec:
+    """One trained row: a label and ``key=value`` overrides of the experiment config."""
+
+    label: str
+    set: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class PaperRow:
+    """Reference numbers printed beside (never trained)."""
+
+    label: str
+    values: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """One table of docs/results.md (a file under configs/results/)."""
+
+    caption: str
+    config: str
+    columns: tuple[str, ...]
+    rows: tuple[RowSpec, ...]
+    paper: tuple[PaperRow, ...] = ()
+    seeds: tuple[int, ...] = ()  # () = the --seeds of the command line
+    max_epochs: int = 0  # 0 = the config's own; --max-epochs caps further
+
+
+def load_tables() -> dict[str, TableSpec]:
+    return {
+        p.stem: from_dict(TableSpec, load_yaml(p), where=str(p))
+        for p in sorted(RESULTS_DIR.glob("*.yaml"))
+    }
 
 
 def _git_sha() -> str:
@@ -53,31 +75,34 @@ def _git_sha() -> str:
         return "unknown"
 
 
-def run_table(name: str, seeds: list[int], max_epochs: int | None, out_root: Path) -> dict:
-    cfg_file, models, columns, caption = TABLES[name]
+def run_table(name: str, spec: TableSpec, seeds: list[int], max_epochs: int | None,
+              out_root: Path) -> dict:
+    seeds = list(spec.seeds) or seeds
+    caps = [c for c in (max_epochs, spec.max_epochs or None) if c]
+    cap = min(caps) if caps else None
     rows = []
-    for model in models:
+    for row in spec.rows:
         runs = []
         for seed in seeds:
-            overrides = [f"model.name={model}", f"seed={seed}", "train.progress=false"]
-            if max_epochs is not None:
-                overrides.append(f"train.epochs={max_epochs}")
-            cfg = load_experiment(REPO / cfg_file, overrides)
-            run_dir = out_root / name / f"{model}-seed{seed}"
-            # Graph bundles are built by scripts/build_graphs.py; build them here when missing.
-            _ensure_graphs(cfg_file, overrides, cfg)
+            overrides = [*row.set, f"seed={seed}", "train.progress=false"]
+            if cap is not None:
+                overrides.append(f"train.epochs={cap}")
+            cfg = load_experiment(REPO / spec.config, overrides)
+            run_dir = out_root / name / f"{row.label.replace(' ', '_')}-seed{seed}"
+            _ensure_graphs(spec.config, overrides, cfg)
             start = time.perf_counter()
             res = run_experiment(cfg, run_dir=run_dir, resume=False)
             res["wall_s"] = time.perf_counter() - start
             runs.append(res)
-            print(f"[{name}] {model} seed {seed}: "
-                  + " ".join(f"{c}={res['test'].get(c, float('nan')):.4f}" for c in columns)
+            print(f"[{name}] {row.label} seed {seed}: "
+                  + " ".join(f"{c}={res['test'].get(c, float('nan')):.4f}" for c in spec.columns)
                   + f" (best epoch {res['best_epoch']}/{res['epochs_run']}, {res['wall_s']:.0f} s)",
                   flush=True)
-        rows.append({"model": model, "runs": runs})
-    base_cfg = load_experiment(REPO / cfg_file)
-    return {"name": name, "caption": caption, "columns": columns, "rows": rows, "config": cfg_file,
-            "epochs_cap": max_epochs or base_cfg.train.epochs, "patience": base_cfg.train.patience}
+        rows.append({"model": row.label, "runs": runs})
+    base_cfg = load_experiment(REPO / spec.config)
+    return {"name": name, "caption": spec.caption, "columns": list(spec.columns), "rows": rows,
+            "config": spec.config, "paper": spec.paper, "seeds": seeds,
+            "epochs_cap": cap or base_cfg.train.epochs, "patience": base_cfg.train.patience}
 
 
 def _ensure_graphs(cfg_file: str, overrides: list[str], cfg) -> None:  # noqa: ANN001
@@ -115,7 +140,7 @@ def to_markdown(tables: list[dict], seeds: list[int], total_s: float) -> str:
         f"Commit `{_git_sha()}`, {platform.processor() or platform.machine()}, "
         f"{threads} torch threads, no GPU" if not torch.cuda.is_available() else
         f"Commit `{_git_sha()}`, GPU {torch.cuda.get_device_name(0)}",
-        f"Seeds {seeds}; test metrics at the epoch chosen on validation NDCG@10; mean ± sample std over "
+        f"Seeds {seeds} unless a table says otherwise; test metrics at the epoch chosen on validation NDCG@10; mean ± sample std over "
         f"seeds. Total wall time {total_s / 60:.1f} min.",
         "",
     ]
@@ -131,21 +156,26 @@ def to_markdown(tables: list[dict], seeds: list[int], total_s: float) -> str:
             epochs = ", ".join(f"{r['best_epoch']}/{r['epochs_run']}" for r in runs)
             secs = statistics.fmean(r["wall_s"] for r in runs)
             lines.append("| " + " | ".join([row["model"], *cells, epochs, f"{secs:.0f}"]) + " |")
+        for ref in t["paper"]:
+            cells = [f"{ref.values[c]:.4f}" if c in ref.values else "–" for c in t["columns"]]
+            lines.append("| " + " | ".join([f"*{ref.label}*", *cells, "–", "–"]) + " |")
         lines.append("")
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", nargs="*", choices=sorted(TABLES), help="tables to run")
+    tables_spec = load_tables()
+    parser.add_argument("--only", nargs="*", choices=sorted(tables_spec), help="tables to run")
     parser.add_argument("--seeds", nargs="*", type=int, default=[0, 1, 2])
     parser.add_argument("--max-epochs", type=int, default=None, help="cap epochs (budget)")
     parser.add_argument("--out", default=str(REPO / "docs" / "results.md"))
     parser.add_argument("--runs", default=str(REPO / "runs" / "results"))
     args = parser.parse_args(argv)
-    names = args.only or list(TABLES)
+    names = args.only or list(tables_spec)
     start = time.perf_counter()
-    tables = [run_table(n, args.seeds, args.max_epochs, Path(args.runs)) for n in names]
+    tables = [run_table(n, tables_spec[n], args.seeds, args.max_epochs, Path(args.runs))
+              for n in names]
     total = time.perf_counter() - start
     Path(args.out).write_text(to_markdown(tables, args.seeds, total), encoding="utf-8")
     summary = {t["name"]: {r["model"]: {c: statistics.fmean(x["test"][c] for x in r["runs"])

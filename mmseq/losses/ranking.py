@@ -1,4 +1,4 @@
-"""Loss functions shared by the models (pure: tensors in, a scalar tensor out)."""
+"""Ranking losses shared by the models (pure: tensors in, a scalar tensor out)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,106 @@
+"""The graph-builder contract and its registry.
+
+A modality is one :class:`GraphBuilder` subclass registered by name in :data:`GRAPH_BUILDERS`,
+with a frozen config dataclass beside it. ``graphs.compose.build_all`` parses each config entry
+``{builder: name, params: {...}}`` into that dataclass (strictly), runs the builder on the FIT
+(training) interactions only, checks the emitted :class:`~mmseq.data.graph_bundle.GraphPart`
+and caches it.
+
+Example (a new modality in its own file, plus a YAML entry ``- builder: my_graph``)::
+
+    @dataclass(frozen=True)
+    class MyGraphConfig:
+        scale: float = 1.0  # what it means, with units
+
+    @GRAPH_BUILDERS.register("my_graph")
+    class MyGraphBuilder(GraphBuilder):
+        name = "my_graph"
+        config_class = MyGraphConfig
+
+        def build(self, train, *, topics, config):
+            ...
+            return GraphPart(name=self.name, kind="graph", ...)
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from mmseq.config import to_dict
+from mmseq.data.graph_bundle import GraphPart
+from mmseq.data.schema import Interactions, TopicAssignments
+from mmseq.errors import DataError
+from mmseq.registry import Registry
+
+#: Every graph builder by name (filled by the imports in ``graphs/__init__.py``).
+GRAPH_BUILDERS: Registry[type[GraphBuilder]] = Registry("graph builder")
+
+#: Artifacts a builder may declare in ``requires``.
+KNOWN_REQUIREMENTS: tuple[str, ...] = ("topics",)
+
+
+class GraphBuilder(ABC):
+    """Turns training interactions (and declared artifacts) into one graph or hypergraph.
+
+    Class attributes:
+        name: the registered name; also the default name of the emitted part.
+        config_class: frozen dataclass of the builder's settings (``params`` in the config).
+        requires: artifacts ``build`` needs besides ``train``, e.g. ``("topics",)``.
+        version: bump when the output for the same inputs changes (invalidates caches).
+
+    ``build`` must be deterministic, use ``train`` (the fit rows) and the declared artifacts only,
+    and return a part whose ``name`` is ``self.name``; ``build_all`` renames it when the config
+    asks for another name.
+    """
+
+    name: ClassVar[str]
+    config_class: ClassVar[type]
+    requires: ClassVar[tuple[str, ...]] = ()
+    version: ClassVar[int] = 1
+
+    @abstractmethod
+    def build(
+        self, train: Interactions, *, topics: TopicAssignments | None, config: Any
+    ) -> GraphPart:
+        """Build the part from ``train`` (fit rows only) and, if required, ``topics``."""
+
+    def base_meta(self, train: Interactions, config: Any) -> dict[str, Any]:
+        """Provenance every part carries: builder, its version and settings, input hash."""
+        return {
+            "builder": self.name,
+            "builder_version": self.version,
+            "settings": to_dict(config),
+            "train_hash": train.content_hash(),
+            "train_rows": len(train),
+        }
+
+
+def require_interactions(train: Interactions, builder: str) -> None:
+    """Raise :class:`DataError` when ``train`` has no rows (an empty graph helps nobody)."""
+    if len(train) == 0:
+        raise DataError(
+            f"Graph builder '{builder}': the training table has no interactions "
+            f"({train.num_users} users, {train.num_items} items); nothing to build a graph from"
+        )
+
+
+def coalesce(
+    rows: np.ndarray, cols: np.ndarray, values: np.ndarray, shape: tuple[int, int]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sorted (row-major), duplicate-free ``edge_index`` (int64) and ``edge_weight`` (float32).
+
+    Duplicates are added; callers that want another rule merge them first. Sorting makes the
+    output independent of row order in the input table (determinism).
+    """
+    rows = np.asarray(rows, dtype=np.int64)
+    cols = np.asarray(cols, dtype=np.int64)
+    key = rows * shape[1] + cols
+    uniq, inverse = np.unique(key, return_inverse=True)
+    summed = np.zeros(len(uniq), dtype=np.float64)
+    np.add.at(summed, inverse, np.asarray(values, dtype=np.float64))
+    edge_index = torch.from_numpy(np.stack([uniq // shape[1], uniq % shape[1]]).astype(np.int64))
+    return edge_index, torch.from_numpy(summed.astype(np.float32))
