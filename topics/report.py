@@ -58,13 +58,25 @@ def topic_summary(assignments: TopicAssignments) -> list[dict[str, Any]]:
     ]
 
 
+def topic_coverage(assignments: TopicAssignments) -> dict[str, float]:
+    """Share of users and of items (of the whole id space) that belong to at least one topic."""
+    users = assignments.user_topic.getnnz(axis=1) > 0
+    items = assignments.item_topic.getnnz(axis=1) > 0
+    return {
+        "users": float(users.mean()) if users.size else 0.0,
+        "items": float(items.mean()) if items.size else 0.0,
+    }
+
+
 def format_topic_table(assignments: TopicAssignments, *, max_keywords: int = 8) -> str:
     """A Markdown table of the topics (largest first, as BERTopic numbers them)."""
     meta = assignments.meta
+    cov = topic_coverage(assignments)
     lines = [
         f"{assignments.num_topics} topics from {meta.get('sentences', {}).get('sentences', '?')} "
         f"training sentences; outliers: {meta.get('outliers', '?')} "
-        f"({100 * float(meta.get('outlier_share', 0.0)):.1f}%)",
+        f"({100 * float(meta.get('outlier_share', 0.0)):.1f}%); coverage: "
+        f"{100 * cov['users']:.1f}% of users, {100 * cov['items']:.1f}% of items in >= 1 topic",
         "",
         "| topic | sentences | users | items | keywords |",
         "| ---: | ---: | ---: | ---: | --- |",

@@ -1,3 +1,13 @@
 """Import every built-in model module so that each registers itself in ``MODELS``."""
 
-from mmseq.models import bert4rec, bprmf, gru4rec, lightgcn, pop, sasrec  # noqa: F401
+from mmseq.models import (  # noqa: F401
+    bert4rec,
+    bprmf,
+    emkd,
+    gru4rec,
+    lightgcn,
+    peerrec,
+    pop,
+    s4rec,
+    sasrec,
+)

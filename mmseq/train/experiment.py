@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from mmseq.config import ExperimentConfig, from_dict, resolve_data_path, to_dict
@@ -94,9 +95,10 @@ def _item_attribute_extras(data: Interactions) -> dict[str, torch.Tensor]:
     if data.item_attributes is None:
         return {}
     coo = data.item_attributes.tocoo()
-    index = torch.as_tensor([coo.row, coo.col], dtype=torch.long)
+    index = torch.from_numpy(np.vstack([coo.row, coo.col]).astype(np.int64))  # (2, nnz)
     values = torch.ones(coo.nnz, dtype=torch.float32)
-    return {"item_attributes": torch.sparse_coo_tensor(index, values, coo.shape).coalesce()}
+    attrs = torch.sparse_coo_tensor(index, values, coo.shape, check_invariants=False)
+    return {"item_attributes": attrs.coalesce()}
 
 
 def make_inputs(cfg: ExperimentConfig, prepared: PreparedData, parts: dict[str, GraphPart]

@@ -50,3 +50,18 @@ def test_write_report_without_matplotlib(tmp_path, monkeypatch, caplog) -> None:
     assert data["png"] == "skipped: matplotlib is not installed"
     assert data["topics"][0]["map_xy"] == [1.0, 0.0] and data["topics"][1]["users"] == 1
     assert "matplotlib is not installed" in caplog.text
+
+
+def test_coverage_counts_users_and_items_with_a_topic() -> None:
+    import numpy as np
+    import scipy.sparse as sp
+
+    from mmseq.data.schema import TopicAssignments
+    from topics.report import format_topic_table, topic_coverage
+
+    # 4 users: users 0 and 2 have topics; 2 items: only item 1 has one.
+    user_topic = sp.csr_matrix(np.array([[1, 0], [0, 0], [0, 3], [0, 0]], dtype=np.float32))
+    item_topic = sp.csr_matrix(np.array([[0, 0], [2, 1]], dtype=np.float32))
+    ta = TopicAssignments(np.zeros((2, 3), np.float32), user_topic, item_topic, ("a", "b"))
+    assert topic_coverage(ta) == {"users": 0.5, "items": 0.5}
+    assert "50.0% of users, 50.0% of items" in format_topic_table(ta)

@@ -1,0 +1,99 @@
+"""Speed of PeerRec's batched peers against a Python loop over peers, in one process.
+
+    python scripts/bench_peerrec.py --peers 2 --batch 256 --max-len 50 --items 3646 --threads 1
+
+Both paths compute the same stage-1 loss on the same masked batch (checked: max |logit diff|):
+``vectorised`` is ``PeerRec.peer_logits`` (stacked weights, one batched pass); ``looped`` runs the
+shared embedding once, then each peer as its own mmseq ``TransformerEncoder`` in a Python loop,
+then the shared head (``mmseq.models.peerrec_export.looped_peer_logits``). Times are medians of
+forward + backward over ``--repeats`` runs after ``--warmup``, the two paths alternating.
+The last line is JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+
+import torch
+
+from mmseq.data.sampling import cloze_mask
+from mmseq.losses.peer import mutual_distillation_loss
+from mmseq.models.peerrec import PeerRec, PeerRecConfig
+from mmseq.models.peerrec_export import export_peer_encoders, looped_peer_logits
+
+
+def _interleaved_medians(steps, warmup: int, repeats: int, device: torch.device
+                         ) -> list[float]:
+    """Median seconds of each step, the steps alternating so that load changes hit both."""
+    times: list[list[float]] = [[] for _ in steps]
+    for i in range(warmup + repeats):
+        for k, step in enumerate(steps):
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            step()
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            if i >= warmup:
+                times[k].append(time.perf_counter() - start)
+    return [statistics.median(t) for t in times]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--peers", type=int, default=2)
+    parser.add_argument("--batch", type=int, default=256)
+    parser.add_argument("--max-len", type=int, default=50)
+    parser.add_argument("--items", type=int, default=3646, help="LastFM has 3,646 items")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+
+    torch.manual_seed(0)
+    cfg = PeerRecConfig(num_peers=args.peers, max_len=args.max_len)
+    model = PeerRec(cfg, 1, args.items).to(device).train()
+    encoders = export_peer_encoders(model).train()
+    gen = torch.Generator(device=device).manual_seed(0)
+    seq = torch.randint(1, args.items + 1, (args.batch, args.max_len), generator=gen,
+                        device=device)
+    tokens, labels = cloze_mask(seq, cfg.mask_prob, model.mask_token, gen)
+    masked = labels >= 0
+    targets = labels[masked]
+
+    model.eval()
+    encoders.eval()
+    with torch.no_grad():
+        diff = (model.peer_logits({"input": tokens, "target": labels})[0]
+                - looped_peer_logits(model, encoders, tokens, masked)).abs().max().item()
+    model.train()
+    encoders.train()
+
+    def vectorised() -> None:
+        logits, _ = model.peer_logits({"input": tokens, "target": labels})
+        mutual_distillation_loss(logits, targets).total.sum().backward()
+
+    def looped() -> None:
+        logits = looped_peer_logits(model, encoders, tokens, masked)
+        mutual_distillation_loss(logits, targets).total.sum().backward()
+
+    t_vec, t_loop = _interleaved_medians([vectorised, looped], args.warmup, args.repeats, device)
+    print(f"peers={args.peers} batch={args.batch} max_len={args.max_len} items={args.items} "
+          f"threads={args.threads} device={device}")
+    print(f"vectorised fwd+bwd {t_vec * 1e3:.1f} ms; looped {t_loop * 1e3:.1f} ms; "
+          f"max |logit diff| {diff:.2e}")
+    print(json.dumps({"bench": "peerrec_peers", "peers": args.peers, "batch": args.batch,
+                      "max_len": args.max_len, "items": args.items, "threads": args.threads,
+                      "device": str(device), "masked": int(targets.numel()),
+                      "vectorised_ms": round(t_vec * 1e3, 2), "looped_ms": round(t_loop * 1e3, 2),
+                      "speedup": round(t_loop / t_vec, 3), "max_abs_logit_diff": diff}))
+
+
+if __name__ == "__main__":
+    main()
