@@ -135,7 +135,12 @@ class _TopicHypergraphBuilder(GraphBuilder):
         part, counts = topic_incidence(self.name, membership, emb, self.node_type, config)
         # JSON round trip: plain types only, so the cached part loads with weights_only=True.
         topics_meta = json.loads(canonical_json(dict(topics.meta)))
-        meta = self.base_meta(train, config) | counts | {"topics_meta": topics_meta}
+        # Labels travel with the part so that explanations need no topic cache.
+        labels = {
+            "topic_labels": list(topics.labels),
+            "topic_keywords": [list(k) for k in topics.keywords],
+        }
+        meta = self.base_meta(train, config) | counts | {"topics_meta": topics_meta} | labels
         return GraphPart(**(part.to_state() | {"meta": meta}))
 
 

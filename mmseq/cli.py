@@ -63,6 +63,18 @@ def _cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_explain(args: argparse.Namespace) -> int:
+    from mmseq.config import load_experiment
+    from mmseq.explain import explain_from_config, format_explanation
+
+    cfg = load_experiment(args.config, args.set)
+    expl = explain_from_config(cfg, args.user, args.item,
+                               run_dir=Path(args.run) if args.run else None,
+                               rank_by=args.rank_by, top=args.top)
+    print(json.dumps(expl.to_dict(), indent=2) if args.json else format_explanation(expl))
+    return 0
+
+
 def _fmt(metrics: dict) -> str:
     return "  ".join(f"{k}={v:.4f}" for k, v in sorted(metrics.items()) if isinstance(v, float))
 
@@ -95,6 +107,17 @@ def build_parser() -> argparse.ArgumentParser:
     stats.set_defaults(func=_cmd_data_stats)
     fmts = dsub.add_parser("formats", help="list the readers")
     fmts.set_defaults(func=_cmd_data_formats)
+
+    explain = sub.add_parser("explain", help="review topics that connect a user and an item")
+    explain.add_argument("--config", required=True, help="experiment YAML whose graphs were built")
+    explain.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    explain.add_argument("--user", required=True, help="raw user id (or dense index)")
+    explain.add_argument("--item", required=True, help="raw item id (or dense index)")
+    explain.add_argument("--run", help="a trained SD-MTMP run directory: adds model affinities")
+    explain.add_argument("--rank-by", choices=["membership", "model"], default="membership")
+    explain.add_argument("--top", type=int, default=10, help="links shown (0 = all)")
+    explain.add_argument("--json", action="store_true")
+    explain.set_defaults(func=_cmd_explain)
 
     models = sub.add_parser("models", help="list the registered models")
     models.set_defaults(func=_cmd_models)

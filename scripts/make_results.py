@@ -24,6 +24,8 @@ from pathlib import Path
 import torch
 
 from mmseq.config import from_dict, load_experiment, load_yaml
+from mmseq.data.schema import settings_hash
+from mmseq.eval.report import load_results
 from mmseq.train.experiment import run_experiment
 
 REPO = Path(__file__).resolve().parents[1]
@@ -75,8 +77,19 @@ def _git_sha() -> str:
         return "unknown"
 
 
+def _reused(run_dir: Path) -> dict | None:
+    """A finished run's results in run_experiment's return shape, or None."""
+    path = run_dir / "results.json"
+    if not path.is_file():
+        return None
+    saved = load_results(path)
+    extra = saved.get("extra", {})
+    return {"test": saved["metrics"], "best_epoch": extra.get("best_epoch"),
+            "epochs_run": extra.get("epochs_run"), "wall_s": sum(extra.get("seconds", {}).values())}
+
+
 def run_table(name: str, spec: TableSpec, seeds: list[int], max_epochs: int | None,
-              out_root: Path) -> dict:
+              out_root: Path, reuse: bool = False) -> dict:
     seeds = list(spec.seeds) or seeds
     caps = [c for c in (max_epochs, spec.max_epochs or None) if c]
     cap = min(caps) if caps else None
@@ -88,11 +101,15 @@ def run_table(name: str, spec: TableSpec, seeds: list[int], max_epochs: int | No
             if cap is not None:
                 overrides.append(f"train.epochs={cap}")
             cfg = load_experiment(REPO / spec.config, overrides)
-            run_dir = out_root / name / f"{row.label.replace(' ', '_')}-seed{seed}"
-            _ensure_graphs(spec.config, overrides, cfg)
-            start = time.perf_counter()
-            res = run_experiment(cfg, run_dir=run_dir, resume=False)
-            res["wall_s"] = time.perf_counter() - start
+            key = settings_hash(spec.config, overrides)[:8]
+            safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in row.label)
+            run_dir = out_root / name / f"{safe}-seed{seed}-{key}"
+            res = _reused(run_dir) if reuse else None
+            if res is None:
+                _ensure_graphs(spec.config, overrides, cfg)
+                start = time.perf_counter()
+                res = run_experiment(cfg, run_dir=run_dir, resume=False)
+                res["wall_s"] = time.perf_counter() - start
             runs.append(res)
             print(f"[{name}] {row.label} seed {seed}: "
                   + " ".join(f"{c}={res['test'].get(c, float('nan')):.4f}" for c in spec.columns)
@@ -114,7 +131,7 @@ def _ensure_graphs(cfg_file: str, overrides: list[str], cfg) -> None:  # noqa: A
 
     if graph_bundle_file(cfg, prepare_data(cfg).split).is_file():
         return
-    import build_graphs  # scripts/ is on sys.path when this file runs as a script
+    import build_graphs  # noqa: PLC0415 - scripts/ is on sys.path when this file runs as a script
 
     args = ["--config", str(REPO / cfg_file), "--no-progress"]
     for o in overrides:
@@ -171,10 +188,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-epochs", type=int, default=None, help="cap epochs (budget)")
     parser.add_argument("--out", default=str(REPO / "docs" / "results.md"))
     parser.add_argument("--runs", default=str(REPO / "runs" / "results"))
+    parser.add_argument("--reuse", action="store_true",
+                        help="aggregate finished runs found under --runs instead of re-training them")
     args = parser.parse_args(argv)
     names = args.only or list(tables_spec)
     start = time.perf_counter()
-    tables = [run_table(n, tables_spec[n], args.seeds, args.max_epochs, Path(args.runs))
+    tables = [run_table(n, tables_spec[n], args.seeds, args.max_epochs, Path(args.runs), args.reuse)
               for n in names]
     total = time.perf_counter() - start
     Path(args.out).write_text(to_markdown(tables, args.seeds, total), encoding="utf-8")

@@ -10,4 +10,6 @@ from mmseq.models import (  # noqa: F401
     pop,
     s4rec,
     sasrec,
+    sdmtmp,
+    xsimgcl,
 )

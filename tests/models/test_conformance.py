@@ -56,7 +56,45 @@ def interaction_graph(data: Interactions) -> GraphPart:
                      {"user": 0, "item": nu})
 
 
-_GRAPHS = {"interaction_graph": interaction_graph}
+def rating_graph(data: Interactions) -> GraphPart:
+    """Rating-weighted D^-1/2 A D^-1/2 (A = [[0, R], [R^T, 0]]), users then items (by hand)."""
+    nu, ni = data.num_users, data.num_items
+    src = np.concatenate([data.user, nu + data.item])
+    dst = np.concatenate([nu + data.item, data.user])
+    value = np.concatenate([data.rating, data.rating]).astype(np.float64)
+    degree = np.bincount(src, weights=value, minlength=nu + ni)
+    weight = value / np.sqrt(degree[src] * degree[dst])
+    return GraphPart("rating_graph", "graph", torch.from_numpy(np.stack([src, dst])),
+                     torch.from_numpy(weight).float(), (nu + ni, nu + ni),
+                     {"user": 0, "item": nu})
+
+
+def topic_hypergraph(node_type: str, num_topics: int = 3, width: int = 384):
+    """Member j in topic j % k (and also (j + 1) % k for even j), plus the k topic nodes;
+    features["topic"] (k, width) fixed by a seeded generator (a stand-in for the topic stage)."""
+
+    def build(data: Interactions) -> GraphPart:
+        n = data.num_users if node_type == "user" else data.num_items
+        members = np.arange(n)
+        even = members[members % 2 == 0]
+        node = np.concatenate([members, even, n + np.arange(num_topics)])
+        edge = np.concatenate([members % num_topics, (even + 1) % num_topics,
+                               np.arange(num_topics)])
+        topic = torch.randn(num_topics, width, generator=torch.Generator().manual_seed(7))
+        return GraphPart(f"{node_type}_topic_hypergraph", "hypergraph",
+                         torch.from_numpy(np.stack([node, edge])),
+                         torch.ones(len(node)), (n + num_topics, num_topics),
+                         {node_type: 0, "topic": n}, features={"topic": topic})
+
+    return build
+
+
+_GRAPHS = {
+    "interaction_graph": interaction_graph,
+    "rating_graph": rating_graph,
+    "user_topic_hypergraph": topic_hypergraph("user"),
+    "item_topic_hypergraph": topic_hypergraph("item"),
+}
 
 
 def tiny_inputs(cls: type[Recommender], data: Interactions, max_len: int = 8) -> ModelInputs:
