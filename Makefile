@@ -20,8 +20,8 @@ $(STAMP): pyproject.toml constraints.txt
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python scripts/build_graphs.py --config configs/experiments/demo.yaml
-	$(BIN)/python -m mmseq train --config configs/experiments/demo.yaml
+	$(BIN)/python scripts/build_graphs.py --config configs/experiments/demo_sdmtmp.yaml
+	$(BIN)/python -m mmseq train --config configs/experiments/demo_sdmtmp.yaml
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

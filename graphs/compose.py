@@ -18,6 +18,7 @@ checksum or does not load is rebuilt and rewritten (and logged). Old files are l
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import logging
@@ -35,6 +36,7 @@ from mmseq.config import from_dict, to_dict
 from mmseq.data.graph_bundle import GraphBundle, GraphPart
 from mmseq.data.schema import Interactions, TopicAssignments, settings_hash
 from mmseq.errors import ArtifactError, ConfigError, DataError
+from mmseq.lock import file_lock
 
 logger = logging.getLogger(__name__)
 
@@ -160,6 +162,47 @@ def _load_cached(path: Path, name: str, key: str) -> tuple[GraphPart | None, str
         return None, "rebuilt"
 
 
+def _build_or_load(
+    spec: GraphSpec,
+    cls: type[GraphBuilder],
+    config: Any,
+    train: Interactions,
+    topics: TopicAssignments | None,
+    train_hash: str,
+    t_hash: str | None,
+    cache_dir: str | Path | None,
+    parts: dict[str, GraphPart],
+    status: dict[str, str],
+) -> None:
+    """Load one part from the cache or build (and cache) it; fills ``parts`` and ``status``."""
+    settings = to_dict(config)
+    uses_topics = "topics" in cls.requires
+    key = settings_hash(
+        spec.name,
+        spec.builder,
+        cls.version,
+        settings,
+        train_hash,
+        t_hash if uses_topics else None,
+    )
+    provenance = {
+        "builder": spec.builder,
+        "builder_version": cls.version,
+        "settings": settings,
+        "train_hash": train_hash,
+        "topics_hash": t_hash if uses_topics else None,
+        "cache_key": key,
+    }
+    path = None if cache_dir is None else Path(cache_dir) / f"{spec.name}-{key}.pt"
+    part, state = (None, "off") if path is None else _load_cached(path, spec.name, key)
+    if part is None:
+        part = _build_one(spec, cls, config, train, topics, provenance)
+        if path is not None:
+            GraphBundle({spec.name: part}, {"cache_key": key}).save(path)
+    logger.info("graph part %s: %s (%s nnz)", spec.name, state, part.nnz)
+    parts[spec.name], status[spec.name] = part, state
+
+
 def build_all(
     specs: Sequence[Mapping[str, Any] | GraphSpec],
     train: Interactions,
@@ -183,33 +226,12 @@ def build_all(
     train_hash, t_hash = train.content_hash(), topics_hash(topics)
     parts: dict[str, GraphPart] = {}
     status: dict[str, str] = {}
-    for spec, cls, config in parsed:
-        settings = to_dict(config)
-        uses_topics = "topics" in cls.requires
-        key = settings_hash(
-            spec.name,
-            spec.builder,
-            cls.version,
-            settings,
-            train_hash,
-            t_hash if uses_topics else None,
-        )
-        provenance = {
-            "builder": spec.builder,
-            "builder_version": cls.version,
-            "settings": settings,
-            "train_hash": train_hash,
-            "topics_hash": t_hash if uses_topics else None,
-            "cache_key": key,
-        }
-        path = None if cache_dir is None else Path(cache_dir) / f"{spec.name}-{key}.pt"
-        part, state = (None, "off") if path is None else _load_cached(path, spec.name, key)
-        if part is None:
-            part = _build_one(spec, cls, config, train, topics, provenance)
-            if path is not None:
-                GraphBundle({spec.name: part}, {"cache_key": key}).save(path)
-        logger.info("graph part %s: %s (%s nnz)", spec.name, state, part.nnz)
-        parts[spec.name], status[spec.name] = part, state
+    # One writer per cache folder at a time: a concurrent run waits here, then hits the cache.
+    guard = contextlib.nullcontext() if cache_dir is None else file_lock(cache_dir)
+    with guard:
+        for spec, cls, config in parsed:
+            _build_or_load(spec, cls, config, train, topics, train_hash, t_hash, cache_dir,
+                           parts, status)
     meta = {
         "train_hash": train_hash,
         "topics_hash": t_hash,

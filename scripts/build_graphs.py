@@ -16,10 +16,10 @@ import sys
 import time
 from pathlib import Path
 
-from graphs import GRAPH_BUILDERS
-from graphs.compose import build_all, summary_rows
+from graphs.compose import build_all, parse_specs, summary_rows
 from mmseq.config import load_experiment
 from mmseq.errors import MmseqError
+from mmseq.lock import file_lock
 from mmseq.train.experiment import graph_bundle_file, prepare_data
 from topics.config import TopicConfig
 from topics.extract import extract_topics
@@ -63,10 +63,9 @@ def _run(args: argparse.Namespace) -> int:
     fit = prepared.split.fit
     print(f"data: {cfg.data.path}  protocol {cfg.split.protocol}  "
           f"fit rows {len(fit)} of {len(prepared.data)}  ({prepared.seconds:.1f} s)")
-    specs = [dict(s) for s in cfg.graphs]
-    needs_topics = args.topics_only or any(
-        "topics" in GRAPH_BUILDERS.get(s["builder"]).requires for s in specs
-    )
+    specs = list(cfg.graphs)
+    parsed = parse_specs(specs, where=f"{args.config}: graphs")  # strict: before any work
+    needs_topics = args.topics_only or any("topics" in cls.requires for _, cls, _ in parsed)
     topics = None
     artifacts = Path(cfg.artifacts_dir)
     if needs_topics:
@@ -80,7 +79,9 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     start = time.perf_counter()
     bundle = build_all(specs, fit, topics=topics, cache_dir=artifacts / "graphs")
-    path = bundle.save(graph_bundle_file(cfg, prepared.split))
+    target = graph_bundle_file(cfg, prepared.split)
+    with file_lock(target.parent):  # a concurrent run must not pair our file with its checksum
+        path = bundle.save(target)
     print(f"graphs ({time.perf_counter() - start:.1f} s) -> {path}")
     print(_table(summary_rows(bundle)))
     return 0

@@ -177,6 +177,10 @@ def to_markdown(tables: list[dict], seeds: list[int], total_s: float) -> str:
             cells = [f"{ref.values[c]:.4f}" if c in ref.values else "–" for c in t["columns"]]
             lines.append("| " + " | ".join([f"*{ref.label}*", *cells, "–", "–"]) + " |")
         lines.append("")
+    if (REPO / "docs" / "results_ader.md").is_file():
+        lines += ["## Continual learning (ADER vs fine-tune vs joint)", "",
+                  "Produced by `scripts/run_continual.py` (a different training regime): see "
+                  "[results_ader.md](results_ader.md).", ""]
     return "\n".join(lines)
 
 

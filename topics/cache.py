@@ -9,7 +9,8 @@ Layout under ``root``::
                            setting, injected components, library versions)
 
 Each file has a ``<file>.sha256`` beside it (``mmseq.io``). A file that fails its checksum or does
-not parse is reported with a warning and rebuilt, never loaded.
+not parse is reported with a warning and rebuilt, never loaded. Writes and verified reads hold
+``mmseq.lock.file_lock(root)``, so concurrent runs never see a file beside another run's checksum.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import scipy.sparse as sp
 from mmseq.data.schema import Interactions, TopicAssignments, canonical_json
 from mmseq.errors import ArtifactError
 from mmseq.io import atomic_write, verify_checksum, write_checksum
+from mmseq.lock import file_lock
 
 logger = logging.getLogger(__name__)
 
@@ -135,8 +137,9 @@ class TopicCache:
             with open(tmp, "wb") as fh:
                 np.save(fh, arr, allow_pickle=False)
 
-        atomic_write(path, write)
-        write_checksum(path)
+        with file_lock(self.root):  # the file and its checksum change together
+            atomic_write(path, write)
+            write_checksum(path)
         return path
 
     # ------------------------------------------------------------------ results
@@ -166,18 +169,19 @@ class TopicCache:
             with open(tmp, "wb") as fh:
                 np.savez(fh, **arrays)  # type: ignore[arg-type]
 
-        atomic_write(path, write)
-        write_checksum(path)
+        with file_lock(self.root):  # the file and its checksum change together
+            atomic_write(path, write)
+            write_checksum(path)
         return path
 
     # ------------------------------------------------------------------ helpers
-    @staticmethod
-    def _read(path: Path, loader: Any) -> Any:
+    def _read(self, path: Path, loader: Any) -> Any:
         if not path.exists():
             return None
         try:
-            verify_checksum(path)
-            return loader(path)
+            with file_lock(self.root):  # never between a file and its new checksum
+                verify_checksum(path)
+                return loader(path)
         except _READ_ERRORS as exc:
             logger.warning("Topic cache file %s cannot be used (%s); rebuilding it", path, exc)
             return None

@@ -5,11 +5,20 @@ early-stopping state, the history and every RNG state the loop touches (the samp
 torch's global CPU/CUDA generators used by dropout, NumPy's and Python's global generators), so
 that a resumed run continues exactly where the interrupted one stopped. Files are written with
 ``torch.save`` and read back with ``weights_only=True``: only tensors and plain containers.
+
+Crash safety: the data file and its ``.sha256`` side file are replaced by two renames, so a
+process killed between them must not leave a pair that disagrees. The side file therefore first
+lists the new digest together with those it already lists, then the data file is renamed into
+place, then the side file is reduced to the new digest; a checkpoint is valid when its digest is
+one of those listed.
+At every instant ``last.pt`` is a complete old or new checkpoint that verifies.
 """
 
 from __future__ import annotations
 
+import os
 import random
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +26,7 @@ import numpy as np
 import torch
 
 from mmseq.errors import ArtifactError
-from mmseq.io import atomic_write, verify_checksum, write_checksum
+from mmseq.io import atomic_write, file_sha256
 
 CHECKPOINT_NAME = "last.pt"
 
@@ -69,10 +78,45 @@ def checkpoint_path(checkpoint_dir: str | Path) -> Path:
 
 
 def save_checkpoint(checkpoint_dir: str | Path, state: dict[str, Any]) -> Path:
-    """Write ``state`` to ``<dir>/last.pt`` atomically, then its ``.sha256`` beside it."""
-    path = atomic_write(checkpoint_path(checkpoint_dir), lambda p: torch.save(state, p))
-    write_checksum(path)
+    """Write ``state`` to ``<dir>/last.pt`` and its ``.sha256``; a kill at any point is safe."""
+    path = checkpoint_path(checkpoint_dir)
+    side = _side_file(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        torch.save(state, tmp)
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        digest = file_sha256(tmp)
+        # Valid while the data file is swapped: the new digest and every digest listed now
+        # (one after a clean save; more only if an earlier save was killed mid-way).
+        previous = _listed_digests(side) if side.is_file() else []
+        _write_digests(side, [digest, *previous])
+        os.replace(tmp, path)
+        _write_digests(side, [digest])
+    finally:
+        if tmp.exists():
+            tmp.unlink()
     return path
+
+
+def _side_file(path: Path) -> Path:
+    return Path(str(path) + ".sha256")
+
+
+def _listed_digests(side: Path) -> list[str]:
+    return side.read_text().split()
+
+
+def _write_digests(side: Path, digests: list[str]) -> None:
+    text = "\n".join(digests) + "\n"
+
+    def write(tmp: Path) -> None:
+        tmp.write_text(text)
+
+    atomic_write(side, write)
 
 
 def load_checkpoint(checkpoint_dir: str | Path) -> dict[str, Any] | None:
@@ -84,7 +128,13 @@ def load_checkpoint(checkpoint_dir: str | Path) -> dict[str, Any] | None:
     path = checkpoint_path(checkpoint_dir)
     if not path.exists():
         return None
-    verify_checksum(path)
+    side = _side_file(path)
+    if not side.is_file():
+        raise ArtifactError(f"Missing checksum {side} for {path}; delete {Path(checkpoint_dir)} "
+                            "to start over")
+    if file_sha256(path) not in _listed_digests(side):
+        raise ArtifactError(f"Checksum mismatch for {path}: the file is corrupt or was modified; "
+                            f"delete {Path(checkpoint_dir)} to start over")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unpickling failure means a bad checkpoint
