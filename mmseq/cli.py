@@ -23,11 +23,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from mmseq.train.experiment import run_experiment
 
     cfg = load_experiment(args.config, args.set)
-    results = run_experiment(cfg, run_dir=Path(args.run_dir) if args.run_dir else None,
-                             resume=not args.no_resume)
+    results = run_experiment(
+        cfg, run_dir=Path(args.run_dir) if args.run_dir else None, resume=not args.no_resume
+    )
     print(f"run: {results['run_dir']}")
-    print(f"best epoch {results['best_epoch']} (of {results['epochs_run']}); "
-          f"valid {_fmt(results['valid'])}")
+    print(
+        f"best epoch {results['best_epoch']} (of {results['epochs_run']}); "
+        f"valid {_fmt(results['valid'])}"
+    )
     print(f"test [{cfg.split.protocol}] {_fmt(results['test'])}")
     return 0
 
@@ -36,7 +39,11 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from mmseq.train.experiment import evaluate_run
 
     metrics = evaluate_run(Path(args.run), stage=args.stage)
-    print(json.dumps(metrics, indent=2, sort_keys=True) if args.json else f"{args.stage} {_fmt(metrics)}")
+    print(
+        json.dumps(metrics, indent=2, sort_keys=True)
+        if args.json
+        else f"{args.stage} {_fmt(metrics)}"
+    )
     return 0
 
 
@@ -68,9 +75,14 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     from mmseq.explain import explain_from_config, format_explanation
 
     cfg = load_experiment(args.config, args.set)
-    expl = explain_from_config(cfg, args.user, args.item,
-                               run_dir=Path(args.run) if args.run else None,
-                               rank_by=args.rank_by, top=args.top)
+    expl = explain_from_config(
+        cfg,
+        args.user,
+        args.item,
+        run_dir=Path(args.run) if args.run else None,
+        rank_by=args.rank_by,
+        top=args.top,
+    )
     print(json.dumps(expl.to_dict(), indent=2) if args.json else format_explanation(expl))
     return 0
 
@@ -86,10 +98,19 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     train = sub.add_parser("train", help="train and evaluate a model from an experiment YAML")
-    train.add_argument("--config", required=True, help="experiment YAML (configs/experiments/*.yaml)")
-    train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                       help="override a config value, e.g. --set train.epochs=5 (repeatable)")
-    train.add_argument("--run-dir", help="where results and checkpoints go (default: output_dir/<run name>)")
+    train.add_argument(
+        "--config", required=True, help="experiment YAML (configs/experiments/*.yaml)"
+    )
+    train.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. --set train.epochs=5 (repeatable)",
+    )
+    train.add_argument(
+        "--run-dir", help="where results and checkpoints go (default: output_dir/<run name>)"
+    )
     train.add_argument("--no-resume", action="store_true", help="ignore existing checkpoints")
     train.set_defaults(func=_cmd_train)
 
@@ -126,8 +147,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
     try:
         return int(args.func(args))
     except MmseqError as exc:

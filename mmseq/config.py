@@ -1,6 +1,7 @@
 """Strict config: YAML parsed once, at the edge, into frozen dataclasses.
 
-``from_dict(cls, mapping, where=...)`` rejects unknown keys (naming the nearest valid key) and values
+``from_dict(cls, mapping, where=...)`` rejects unknown keys (naming the nearest valid key) and
+values
 of the wrong type (naming the key and the expected type). Nothing downstream reads raw dicts.
 """
 
@@ -27,7 +28,7 @@ def _type_name(tp: Any) -> str:
 
 
 def _coerce(value: Any, tp: Any, where: str) -> Any:
-    """Check ``value`` against the annotation ``tp``; convert lists to tuples and nested dataclasses."""
+    """Check ``value`` against ``tp``; lists become tuples, mappings nested dataclasses."""
     origin = get_origin(tp)
     if tp is Any:
         return value
@@ -157,7 +158,9 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping at the top level (got {type(data).__name__})")
+        raise ConfigError(
+            f"{path}: expected a mapping at the top level (got {type(data).__name__})"
+        )
     return data
 
 
@@ -191,7 +194,9 @@ def apply_overrides(mapping: dict[str, Any], overrides: list[str]) -> dict[str, 
 class DataConfig:
     """Where the interactions come from and how they are filtered."""
 
-    path: str = "synthetic"  # a file path (relative to the config file or data_root), or "synthetic"
+    path: str = (
+        "synthetic"  # a file path (relative to the config file or data_root), or "synthetic"
+    )
     format: str = "auto"  # reader name (see ``mmseq data formats``) or "auto" to detect
     kcore: int = 0  # iterative k-core on unique (user, item) pairs; 0 = off
     max_users: int = 0  # keep the first N users (by first appearance) for quick runs; 0 = all
@@ -251,7 +256,7 @@ class ExperimentConfig:
 
 
 def load_experiment(path: str | Path, overrides: list[str] | None = None) -> ExperimentConfig:
-    """Load an experiment YAML (with ``key.path=value`` overrides) into :class:`ExperimentConfig`."""
+    """Load an experiment YAML (plus ``key.path=value`` overrides) as an ExperimentConfig."""
     path = Path(path)
     mapping = apply_overrides(load_yaml(path), list(overrides or []))
     cfg = from_dict(ExperimentConfig, mapping, where=str(path))

@@ -23,4 +23,6 @@ def require(package: str, *, feature: str) -> None:
     """Raise :class:`MissingDependencyError` with an install hint when ``package`` is missing."""
     if not is_available(package):
         hint = _INSTALL_HINTS.get(package, f"pip install {package}")
-        raise MissingDependencyError(f"{feature} needs the '{package}' package; install it with: {hint}")
+        raise MissingDependencyError(
+            f"{feature} needs the '{package}' package; install it with: {hint}"
+        )

@@ -27,7 +27,7 @@ class Registry(Generic[T]):
         self._entries: dict[str, T] = {}
 
     def register(self, name: str, *, overwrite: bool = False) -> Callable[[T], T]:
-        """Decorator registering ``obj`` under ``name``; a clash is an error unless ``overwrite``."""
+        """Decorator registering ``obj`` as ``name``; a clash is an error unless ``overwrite``."""
 
         def deco(obj: T) -> T:
             if not overwrite and name in self._entries and self._entries[name] is not obj:
@@ -38,7 +38,7 @@ class Registry(Generic[T]):
         return deco
 
     def get(self, name: str) -> T:
-        """The object registered as ``name``; an unknown name lists the choices and a close match."""
+        """The object registered as ``name``; a miss lists the choices and a close match."""
         try:
             return self._entries[name]
         except KeyError:

@@ -54,7 +54,9 @@ class GraphPart:
     def __post_init__(self) -> None:
         ei = self.edge_index
         if ei.dim() != 2 or ei.size(0) != 2:
-            raise DataError(f"{self.name}: expected 'edge_index' of shape (2, nnz) (got {tuple(ei.shape)})")
+            raise DataError(
+                f"{self.name}: expected 'edge_index' of shape (2, nnz) (got {tuple(ei.shape)})"
+            )
         if self.edge_weight.shape != (ei.size(1),):
             raise DataError(
                 f"{self.name}: expected 'edge_weight' of shape ({ei.size(1)},) "
@@ -87,7 +89,9 @@ class GraphPart:
             self,
             edge_index=self.edge_index.to(device),
             edge_weight=self.edge_weight.to(device),
-            hyperedge_weight=None if self.hyperedge_weight is None else self.hyperedge_weight.to(device),
+            hyperedge_weight=None
+            if self.hyperedge_weight is None
+            else self.hyperedge_weight.to(device),
             features={k: v.to(device) for k, v in self.features.items()},
         )
 
@@ -142,7 +146,9 @@ class GraphBundle:
         return cls(parts, state["meta"])
 
 
-def bundle_path(artifacts_dir: str | Path, *, train_hash: str, graph_specs: Any, topic_settings: Any) -> Path:
+def bundle_path(
+    artifacts_dir: str | Path, *, train_hash: str, graph_specs: Any, topic_settings: Any
+) -> Path:
     """Where the bundle built from these inputs lives: ``<artifacts>/graphs/bundle-<key>.pt``.
 
     ``scripts/build_graphs.py`` writes it and training reads it; the key covers the training rows'

@@ -42,7 +42,8 @@ class Interactions:
     Attributes:
         user: (N,) int64 user index in ``[0, num_users)``.
         item: (N,) int64 item index in ``[0, num_items)``.
-        rating: (N,) float32 explicit rating; 1.0 where the source has none (``meta['has_rating']``).
+        rating: (N,) float32 explicit rating; 1.0 where the source has none
+            (``meta['has_rating']``).
         timestamp: (N,) int64 seconds since the Unix epoch; where the source has no time (S3-Rec
             sequences) the position in the user's sequence (``meta['has_time']`` is False).
         user_ids: (num_users,) raw user ids as str; index = user index.
@@ -70,7 +71,8 @@ class Interactions:
         for name in ("item", "rating", "timestamp"):
             if len(getattr(self, name)) != n:
                 raise DataError(
-                    f"Expected '{name}' to have {n} rows like 'user' (got {len(getattr(self, name))})"
+                    f"Expected '{name}' to have {n} rows like 'user' "
+                    f"(got {len(getattr(self, name))})"
                 )
         for name in ("review", "summary"):
             col = getattr(self, name)
@@ -172,8 +174,16 @@ class Interactions:
     def content_hash(self) -> str:
         """sha256 (hex, 16 chars) of every column and id map; meta is not part of the identity."""
         h = hashlib.sha256()
-        for arr in (self.user, self.item, self.rating, self.timestamp, self.user_ids, self.item_ids,
-                    self.review, self.summary):
+        for arr in (
+            self.user,
+            self.item,
+            self.rating,
+            self.timestamp,
+            self.user_ids,
+            self.item_ids,
+            self.review,
+            self.summary,
+        ):
             _hash_array(h, arr)
         if self.item_attributes is not None:
             a = self.item_attributes.tocsr()

@@ -97,7 +97,7 @@ def provenance() -> dict[str, Any]:
             "torch_geometric": _version("torch_geometric"),
             "numpy": np.__version__,
         },
-        "time_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "time_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
 
 

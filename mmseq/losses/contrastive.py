@@ -12,9 +12,10 @@ import torch.nn.functional as F
 from torch import Tensor
 
 
-def kl_divergence(teacher_logits: Tensor, student_logits: Tensor, *, tau: float = 1.0,
-                  detach_teacher: bool = True) -> Tensor:
-    r"""Mean over rows of :math:`\mathrm{KL}(\mathrm{softmax}(t/\tau) \,\|\, \mathrm{softmax}(s/\tau))`.
+def kl_divergence(
+    teacher_logits: Tensor, student_logits: Tensor, *, tau: float = 1.0, detach_teacher: bool = True
+) -> Tensor:
+    r"""Row mean of :math:`\mathrm{KL}(\mathrm{softmax}(t/\tau)\|\mathrm{softmax}(s/\tau))`.
 
     The teacher distribution is the first argument (the target); the softmax runs over the last
     dimension. Computed from log-softmaxes, so it is finite for any finite logits.
@@ -42,9 +43,15 @@ def kl_divergence(teacher_logits: Tensor, student_logits: Tensor, *, tau: float 
     return F.kl_div(log_q, log_p, reduction="batchmean", log_target=True)
 
 
-def info_nce(anchor: Tensor, positive: Tensor, *, tau: float = 1.0,
-             extra_negatives: Tensor | None = None, normalize: bool = True) -> Tensor:
-    r"""InfoNCE with in-batch negatives: row b of ``positive`` is the positive of row b of ``anchor``.
+def info_nce(
+    anchor: Tensor,
+    positive: Tensor,
+    *,
+    tau: float = 1.0,
+    extra_negatives: Tensor | None = None,
+    normalize: bool = True,
+) -> Tensor:
+    r"""InfoNCE with in-batch negatives: ``positive[b]`` is the positive of ``anchor[b]``.
 
     :math:`\mathcal{L} = -\mathrm{mean}_b \log \frac{\exp(s_{bb}/\tau)}{\sum_{c} \exp(s_{bc}/\tau)
     + \sum_{n} \exp(a_b \cdot x_n / \tau)}` with ``s = a p^T`` (cosine similarities when

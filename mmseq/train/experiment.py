@@ -1,4 +1,4 @@
-"""One experiment end to end: data -> split -> inputs (+ graph bundle) -> fit -> test -> results JSON.
+"""One experiment end to end: data -> split -> inputs (+ graphs) -> fit -> test -> results JSON.
 
 This is the library behind ``mmseq train`` / ``mmseq evaluate`` and ``scripts/train.py``. It never
 builds graphs or topics (``mmseq`` does not import ``graphs``/``topics``): models that need graphs
@@ -71,12 +71,15 @@ def resolve_device(name: str) -> torch.device:
 def build_model(cfg: ExperimentConfig, num_users: int, num_items: int) -> Recommender:
     """The registered model ``cfg.model.name`` with its params validated into its config class."""
     cls = MODELS.get(cfg.model.name)
-    model_cfg = from_dict(cls.config_class, cfg.model.params, where=f"model.params ({cfg.model.name})")
+    model_cfg = from_dict(
+        cls.config_class, cfg.model.params, where=f"model.params ({cfg.model.name})"
+    )
     return cls(model_cfg, num_users, num_items)
 
 
-def _graph_parts(cfg: ExperimentConfig, split: Split, model: Recommender,
-                 graphs: GraphBundle | None) -> dict[str, GraphPart]:
+def _graph_parts(
+    cfg: ExperimentConfig, split: Split, model: Recommender, graphs: GraphBundle | None
+) -> dict[str, GraphPart]:
     needed = tuple(model.requires_graphs)
     if not needed:
         return {}
@@ -84,7 +87,8 @@ def _graph_parts(cfg: ExperimentConfig, split: Split, model: Recommender,
         path = graph_bundle_file(cfg, split)
         if not path.is_file():
             raise ArtifactError(
-                f"Model '{cfg.model.name}' needs graphs {list(needed)} but no bundle exists at {path}; "
+                f"Model '{cfg.model.name}' needs graphs {list(needed)} but no bundle exists at "
+                f"{path}; "
                 "run: python scripts/build_graphs.py --config <this config>"
             )
         graphs = GraphBundle.load(path)
@@ -101,12 +105,15 @@ def _item_attribute_extras(data: Interactions) -> dict[str, torch.Tensor]:
     return {"item_attributes": attrs.coalesce()}
 
 
-def make_inputs(cfg: ExperimentConfig, prepared: PreparedData, parts: dict[str, GraphPart]
-                ) -> tuple[ModelInputs, ModelInputs]:
+def make_inputs(
+    cfg: ExperimentConfig, prepared: PreparedData, parts: dict[str, GraphPart]
+) -> tuple[ModelInputs, ModelInputs]:
     """(fit inputs for training and validation, fit+valid inputs for the test stage)."""
     extras = _item_attribute_extras(prepared.data)
     max_len = cfg.train.max_len
-    fit_inputs = build_model_inputs(prepared.split.fit, max_len=max_len, graphs=parts, extras=extras)
+    fit_inputs = build_model_inputs(
+        prepared.split.fit, max_len=max_len, graphs=parts, extras=extras
+    )
     test_inputs = build_model_inputs(
         prepared.split.history("test"), max_len=max_len, graphs=parts, extras=extras
     )
@@ -117,8 +124,13 @@ def run_name(cfg: ExperimentConfig, data_hash: str) -> str:
     return f"{cfg.model.name}-{cfg.split.protocol}-{data_hash[:8]}-seed{cfg.seed}"
 
 
-def run_experiment(cfg: ExperimentConfig, *, graphs: GraphBundle | None = None,
-                   run_dir: Path | None = None, resume: bool = True) -> dict[str, Any]:
+def run_experiment(
+    cfg: ExperimentConfig,
+    *,
+    graphs: GraphBundle | None = None,
+    run_dir: Path | None = None,
+    resume: bool = True,
+) -> dict[str, Any]:
     """Train ``cfg.model`` on the fit part, choose the epoch on valid, score the test part.
 
     Returns the results dict that is also written to ``<run_dir>/results.json``.
@@ -150,8 +162,9 @@ def run_experiment(cfg: ExperimentConfig, *, graphs: GraphBundle | None = None,
     fit_seconds = time.perf_counter() - start
     device = next((p.device for p in model.parameters()), resolve_device(cfg.train.device))
     start = time.perf_counter()
-    test_metrics = evaluate(model, test_inputs.to(device), test_task,
-                            batch_size=cfg.train.eval_batch_size)
+    test_metrics = evaluate(
+        model, test_inputs.to(device), test_task, batch_size=cfg.train.eval_batch_size
+    )
     test_seconds = time.perf_counter() - start
 
     run_dir.mkdir(parents=True, exist_ok=True)

@@ -44,6 +44,7 @@ def test_training_batches_never_use_history_items_as_negatives(
     for seed in range(20):
         for b in model.training_batches(inputs, 4, torch.Generator().manual_seed(seed)):
             negatives |= set(zip(b["user"].tolist(), b["neg"].tolist()))
+    assert negatives.isdisjoint(seen)
     assert negatives == {(0, 3), (1, 0), (2, 1)}  # the only unseen pairs, all of them drawn
     with pytest.raises(DataError, match="all 4 items"):
         model.training_batches(build_model_inputs(tiny_interactions, max_len=4), 4,

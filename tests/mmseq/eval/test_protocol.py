@@ -16,6 +16,7 @@ from mmseq.errors import DataError
 from mmseq.eval.protocol import evaluate, evaluate_per_user, make_eval_task, sample_negatives
 from mmseq.models.base import LossOutput, ModelInputs, Recommender
 
+
 class FixedScores(Recommender):
     """Scores are rows of a fixed (num_users, num_items) matrix; records how it was called."""
 
