@@ -28,6 +28,7 @@ from mmseq.losses.s4rec import (
 )
 from mmseq.models.base import LossOutput, ModelInputs, Recommender
 from mmseq.models.registry import MODELS
+from mmseq.models.sasrec import SASRec
 from mmseq.nn.grad_reverse import grad_reverse
 from mmseq.nn.transformer import TransformerEncoder
 
@@ -128,14 +129,8 @@ class S4Rec(Recommender):
         self.group_classifier = nn.Linear(d, 2)
         self._groups: tuple[Tensor, Tensor] | None = None  # (inputs.user, groups)
 
-    def encode(self, seq: Tensor) -> Tensor:
-        """Hidden states of left-padded rows ``seq`` (item index + 1) -> (B, T, d)."""
-        seq = seq[:, -self.config.max_len :]  # (B, T)
-        t = seq.shape[1]
-        positions = torch.arange(self.config.max_len - t, self.config.max_len, device=seq.device)
-        x = self.item_embedding(seq) * math.sqrt(self.config.embedding_dim)
-        x = self.embedding_dropout(x + self.position_embedding(positions))  # (B, T, d)
-        return self.encoder(x, padding_mask=seq == 0)  # (B, T, d)
+    # The sequence encoder f is SASRec's (same attribute names): one implementation, not a copy.
+    encode = SASRec.encode
 
     def _head_tail(self, inputs: ModelInputs) -> Tensor:
         if self._groups is None or self._groups[0] is not inputs.user:
