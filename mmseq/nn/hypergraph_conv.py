@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from mmseq.nn.backends import get_backend
+from mmseq.nn.backends import check_layer_args, check_node_features, get_backend
 from mmseq.typing import HyperedgeIndex, OptTensor
 
 
@@ -54,14 +54,7 @@ class TopicHypergraphConv(nn.Module):
         backend: str = "pyg",
     ) -> None:
         super().__init__()
-        if in_channels <= 0 or out_channels <= 0:
-            raise ValueError(
-                f"Expected positive 'in_channels' and 'out_channels' "
-                f"(got {in_channels}, {out_channels})"
-            )
-        get_backend(
-            backend
-        )  # fail now on an unknown name or (with the install hint) a missing package
+        check_layer_args(in_channels, out_channels, backend)
         self.in_channels, self.out_channels = in_channels, out_channels
         self.weight_messages, self.backend = weight_messages, backend
         self.lin = nn.Linear(in_channels, out_channels, bias=False)  # Theta
@@ -83,10 +76,7 @@ class TopicHypergraphConv(nn.Module):
         num_hyperedges: int | None = None,
     ) -> Tensor:
         """Args: see the class; ``num_hyperedges`` None = ``max(hyperedge_index[1]) + 1``."""
-        if x.dim() != 2 or x.size(1) != self.in_channels:
-            raise ValueError(
-                f"Expected 'x' of shape (N, {self.in_channels}) (got {tuple(x.shape)})"
-            )
+        check_node_features(x, self.in_channels)
         out = get_backend(self.backend).hypergraph_propagate(
             self.lin(x),
             hyperedge_index,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from mmseq.nn.backends import get_backend
+from mmseq.nn.backends import check_layer_args, check_node_features, get_backend
 from mmseq.typing import EdgeIndex, OptTensor
 
 
@@ -50,16 +50,9 @@ class RatingGCNConv(nn.Module):
         backend: str = "pyg",
     ) -> None:
         super().__init__()
-        if in_channels <= 0 or out_channels <= 0:
-            raise ValueError(
-                f"Expected positive 'in_channels' and 'out_channels' "
-                f"(got {in_channels}, {out_channels})"
-            )
+        check_layer_args(in_channels, out_channels, backend)
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"Expected 'dropout' in [0, 1) (got {dropout})")
-        get_backend(
-            backend
-        )  # fail now on an unknown name or (with the install hint) a missing package
         self.in_channels, self.out_channels = in_channels, out_channels
         self.negative_slope, self.dropout, self.backend = negative_slope, dropout, backend
         self.lin_aggregate = nn.Linear(in_channels, out_channels, bias=bias)  # W_1 on (L + I) E
@@ -73,10 +66,7 @@ class RatingGCNConv(nn.Module):
                 nn.init.zeros_(lin.bias)
 
     def forward(self, x: Tensor, edge_index: EdgeIndex, edge_weight: OptTensor = None) -> Tensor:
-        if x.dim() != 2 or x.size(1) != self.in_channels:
-            raise ValueError(
-                f"Expected 'x' of shape (N, {self.in_channels}) (got {tuple(x.shape)})"
-            )
+        check_node_features(x, self.in_channels)
         side = get_backend(self.backend).propagate(x, edge_index, edge_weight)  # (N, d) = L E
         out = self.lin_aggregate(side + x) + self.lin_interaction(side * x)  # (N, d')
         out = F.leaky_relu(out, self.negative_slope)

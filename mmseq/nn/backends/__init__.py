@@ -330,3 +330,19 @@ def get_backend(name: str) -> GraphBackend:
         cls = getattr(importlib.import_module(module), cls_name)
         inst = _INSTANCES[name] = cls()
     return inst
+
+
+def check_layer_args(in_channels: int, out_channels: int, backend: str) -> None:
+    """Validate a conv layer's sizes and backend at construction (a missing DGL fails here)."""
+    if in_channels <= 0 or out_channels <= 0:
+        raise ValueError(
+            f"Expected positive 'in_channels' and 'out_channels' "
+            f"(got {in_channels}, {out_channels})"
+        )
+    get_backend(backend)
+
+
+def check_node_features(x: Tensor, in_channels: int) -> None:
+    """Expect ``x`` of shape (N, in_channels)."""
+    if x.dim() != 2 or x.size(1) != in_channels:
+        raise ValueError(f"Expected 'x' of shape (N, {in_channels}) (got {tuple(x.shape)})")
