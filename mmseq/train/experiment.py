@@ -130,8 +130,13 @@ def run_experiment(
     graphs: GraphBundle | None = None,
     run_dir: Path | None = None,
     resume: bool = True,
+    score_test: bool = True,
 ) -> dict[str, Any]:
     """Train ``cfg.model`` on the fit part, choose the epoch on valid, score the test part.
+
+    ``score_test=False`` stops after the fit: the test part is never scored (its metrics are
+    ``None``, and results.json has empty ``metrics``). Hyper-parameter searches use it, so that
+    a choice can only ever see validation numbers.
 
     Returns the results dict that is also written to ``<run_dir>/results.json``.
     """
@@ -162,8 +167,10 @@ def run_experiment(
     fit_seconds = time.perf_counter() - start
     device = next((p.device for p in model.parameters()), resolve_device(cfg.train.device))
     start = time.perf_counter()
-    test_metrics = evaluate(
-        model, test_inputs.to(device), test_task, batch_size=cfg.train.eval_batch_size
+    test_metrics = (
+        evaluate(model, test_inputs.to(device), test_task, batch_size=cfg.train.eval_batch_size)
+        if score_test
+        else None
     )
     test_seconds = time.perf_counter() - start
 
@@ -183,7 +190,7 @@ def run_experiment(
     }
     write_results(
         run_dir / "results.json",
-        metrics=test_metrics,
+        metrics=test_metrics or {},
         extra={k: v for k, v in results.items() if k != "test"},
         config=cfg,
         seed=cfg.seed,
