@@ -218,6 +218,9 @@ class TrainConfig:
     epochs: int = 50
     batch_size: int = 1024
     lr: float = 1e-3
+    # "linear": epoch e trains at lr * (1 - (e - 1) / epochs), down towards 0 at the cap (BERT4Rec,
+    # PeerRec); "constant": lr throughout
+    lr_schedule: Literal["constant", "linear"] = "constant"
     weight_decay: float = 0.0
     patience: int = 5  # evaluations without improvement before stopping
     eval_every: int = 1  # epochs between validation runs

@@ -30,7 +30,7 @@ from mmseq.train.checkpoint import (
     restore_rng_state,
     save_checkpoint,
 )
-from mmseq.train.optim import build_optimizer
+from mmseq.train.optim import build_optimizer, epoch_learning_rate, set_learning_rate
 
 log = logging.getLogger(__name__)
 
@@ -163,8 +163,12 @@ def fit(
     epoch = start_epoch
     while epoch <= cfg.epochs and not stopped_early:
         started = time.perf_counter()
+        lr = epoch_learning_rate(cfg, epoch)
+        set_learning_rate(optimizer, lr)
         losses = _train_epoch(model, train_inputs, optimizer, generator, cfg, epoch, checkpoint_dir)
         logs: dict[str, Any] = {"epoch": epoch, "loss": losses}
+        if cfg.lr_schedule != "constant":
+            logs["lr"] = lr
         if epoch % cfg.eval_every == 0 or epoch == cfg.epochs:
             metrics = _validate(evaluate, model, valid_inputs, valid_task, cfg)
             logs["valid"] = metrics

@@ -21,3 +21,25 @@ def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer
     if not params:
         raise ConfigError(f"Model {type(model).__name__} has no trainable parameters to optimise")
     return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def epoch_learning_rate(cfg: TrainConfig, epoch: int) -> float:
+    """The learning rate of 1-based ``epoch`` under ``cfg.lr_schedule``.
+
+    ``"linear"`` decays per epoch, ``lr * (1 - (epoch - 1) / epochs)``: the first epoch trains at
+    ``lr`` and the last at ``lr / epochs``. A pure function of the epoch, so a resumed run sets
+    exactly the rate the uninterrupted run had, with no scheduler state to save.
+    """
+    if cfg.lr_schedule == "constant":
+        return cfg.lr
+    if cfg.lr_schedule == "linear":
+        return cfg.lr * (1.0 - (epoch - 1) / max(cfg.epochs, 1))
+    raise ConfigError(
+        f"Unknown 'train.lr_schedule' {cfg.lr_schedule!r}; expected 'constant' or 'linear'"
+    )
+
+
+def set_learning_rate(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    """Set every parameter group's learning rate to ``lr``."""
+    for group in optimizer.param_groups:
+        group["lr"] = lr
