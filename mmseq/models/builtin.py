@@ -11,5 +11,6 @@ from mmseq.models import (  # noqa: F401
     s4rec,
     sasrec,
     sdmtmp,
+    sdmtmp_peer,
     xsimgcl,
 )

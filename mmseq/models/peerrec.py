@@ -293,8 +293,11 @@ class PeerRec(Recommender):
         if "stage" not in batch:
             raise ValueError("Expected the batch to carry 'stage' (1 or 2); build batches with "
                              f"PeerRec.training_batches (got keys {sorted(batch)})")
-        stage = int(batch["stage"])
         logits, targets = self.peer_logits(batch)
+        return self.loss_from_logits(logits, targets, int(batch["stage"]))
+
+    def loss_from_logits(self, logits: Tensor, targets: Tensor, stage: int) -> LossOutput:
+        """The stage-1 or stage-2 loss of the peers' logits (T, M, num_items), targets (M,)."""
         if stage == 1:
             out = mutual_distillation_loss(logits, targets)
         else:
@@ -310,11 +313,15 @@ class PeerRec(Recommender):
             terms["filtered"] = torch.tensor(float(out.filtered), device=logits.device)
         return LossOutput(out.total.sum(), terms)
 
-    def _user_states(self, users: Tensor, inputs: ModelInputs) -> Tensor:
+    def query_tokens(self, users: Tensor, inputs: ModelInputs) -> Tensor:
+        """Scoring input (B, N): each user's last ``max_len - 1`` history items, then [MASK]."""
         seq = inputs.seq_items[users]
         history = seq[:, max(0, seq.shape[1] - (self.config.max_len - 1)) :]  # (B, N-1)
         mask = torch.full_like(history[:, :1], self.mask_token)  # (B, 1)
-        tokens = torch.cat([history, mask], 1)
+        return torch.cat([history, mask], 1)
+
+    def _user_states(self, users: Tensor, inputs: ModelInputs) -> Tensor:
+        tokens = self.query_tokens(users, inputs)
         return self.encode(tokens, peer=self.config.inference_peer)[0, :, -1]  # (B, d)
 
     def score_all(self, users: Tensor, inputs: ModelInputs) -> Tensor:

@@ -352,22 +352,32 @@ class SDMTMP(Recommender):
                            seen=self._pairs.get(inputs))
 
     def loss(self, batch: dict[str, Tensor], inputs: ModelInputs) -> LossOutput:
-        cfg = self.config
         user, pos, neg = batch["user"], batch["pos"], batch["neg"]
         enc = self.encode(inputs)
         long_users, items = self.long_term(enc)
         u, _ = self.user_representation(user, long_users, inputs)  # (B, d)
         bpr = bpr_loss((u * items[pos]).sum(-1), (u * items[neg]).sum(-1))
-        reg = cfg.reg_weight * l2_regularization(
+        total, terms = bpr, {"bpr": bpr.detach()}
+        for name, value in self.auxiliary_losses(batch, enc, inputs).items():
+            total = total + value
+            terms[name] = value.detach()
+        return LossOutput(total, terms)
+
+    def auxiliary_losses(self, batch: dict[str, Tensor], enc: Encoded,
+                         inputs: ModelInputs) -> dict[str, Tensor]:
+        """The weighted terms of the loss besides BPR: ``l2``, and ``sd`` (or ``infonce``).
+
+        Shared with the fused model (:mod:`mmseq.models.sdmtmp_peer`), which replaces only BPR.
+        """
+        cfg = self.config
+        user, pos, neg = batch["user"], batch["pos"], batch["neg"]
+        terms = {"l2": cfg.reg_weight * l2_regularization(
             self.user_embedding(user), self.item_embedding(pos), self.item_embedding(neg)
-        )
-        terms = {"bpr": bpr.detach(), "l2": reg.detach()}
-        total = bpr + reg
+        )}
         if cfg.ablation in ("none", "w/o-S1", "w/o-A"):
             aux = cfg.gamma2 * self._alignment_loss(enc, inputs, user, torch.cat([pos, neg]))
-            terms["sd" if cfg.ablation != "w/o-S1" else "infonce"] = aux.detach()
-            total = total + aux
-        return LossOutput(total, terms)
+            terms["sd" if cfg.ablation != "w/o-S1" else "infonce"] = aux
+        return terms
 
     def _alignment_loss(self, enc: Encoded, inputs: ModelInputs, users: Tensor,
                         items: Tensor) -> Tensor:
