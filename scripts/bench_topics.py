@@ -2,7 +2,13 @@
 
 mmseq's path is what the topic stage runs: identical sentences embedded once (hashing), then
 :meth:`topics.encoder.SentenceTransformerEncoder.encode` (token-length batches under a token budget,
-bf16 autocast, torch threads set). Both use the packaged all-MiniLM-L6-v2 loaded once.
+bf16 autocast, one forked single-thread worker per core). Both use the packaged all-MiniLM-L6-v2
+loaded once; a warm-up call of each path (64 sentences outside the samples) is not timed.
+
+Each path embeds each sample ``--rounds`` times (default 2), in ``--chunks`` calls per pass
+(default 1: the whole sample in one call, as the stage calls its encoder); the paths alternate at
+every call (ABBA...), so both see the same background load. ``--rounds 1 --chunks 6`` is the
+older method (six 250-sentence calls per path for N = 1500), which splits mmseq's length sort.
 
 Two samples of ``--sentences N`` training-review sentences are timed: a uniform random sample and
 the first N sentences in corpus (file) order. The dedupe gain depends on the sample, so both are
@@ -24,9 +30,11 @@ import argparse
 import gzip
 import json
 import logging
+import os
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -54,34 +62,46 @@ def load_reviews(path: Path) -> np.ndarray:
 
 
 def time_pair(
-    encoder: MiniLMEncoder, sentences: list[str], stock_batch: int, rounds: int
+    stock_model: Any,
+    encoder: MiniLMEncoder,
+    sentences: list[str],
+    stock_batch: int,
+    *,
+    rounds: int,
+    chunks: int,
 ) -> dict[str, float]:
-    """Time both paths on ``sentences``, interleaved in ``rounds`` chunks (order alternating)
-    so that both see the same background load on a shared machine."""
-    model = encoder.model
-    start = time.perf_counter()
-    unique, inverse = unique_sentences(sentences)  # mmseq dedupes over the whole sample
-    ours_s = time.perf_counter() - start
-    stock_chunks = np.array_split(np.arange(len(sentences)), rounds)
-    ours_chunks = np.array_split(np.arange(len(unique)), rounds)
-    stock = np.empty((len(sentences), 384), dtype=np.float32)
-    ours_unique = np.empty((len(unique), 384), dtype=np.float32)
-    stock_s = 0.0
-    for r, (sc, oc) in enumerate(zip(stock_chunks, ours_chunks)):
-        for path in ("stock", "ours") if r % 2 == 0 else ("ours", "stock"):
-            start = time.perf_counter()
-            if path == "stock":
-                stock[sc] = model.encode([sentences[i] for i in sc], batch_size=stock_batch)
-                stock_s += time.perf_counter() - start
-            else:
-                ours_unique[oc] = encoder.encode([unique[i] for i in oc])
-                ours_s += time.perf_counter() - start
-    ours = ours_unique[inverse]  # (N, 384)
+    """Time both paths on ``sentences``: ``rounds`` passes, each pass in ``chunks`` calls per
+    path, the two paths alternating at every call (stock first, then mmseq first, ...), so both
+    see the same background load on a shared machine. ``chunks=1`` calls each path once per pass
+    on the whole sample, as the topic stage calls its encoder (on every unique sentence)."""
+    n = len(sentences)
+    stock = np.empty((n, 384), dtype=np.float32)
+    stock_s = ours_s = 0.0
+    step = 0
+    for _ in range(rounds):
+        start = time.perf_counter()
+        unique, inverse = unique_sentences(sentences)  # mmseq dedupes over the whole sample
+        ours_s += time.perf_counter() - start
+        ours_unique = np.empty((len(unique), 384), dtype=np.float32)
+        stock_chunks = np.array_split(np.arange(n), chunks)
+        ours_chunks = np.array_split(np.arange(len(unique)), chunks)
+        for sc, oc in zip(stock_chunks, ours_chunks):
+            for path in ("stock", "ours") if step % 2 == 0 else ("ours", "stock"):
+                start = time.perf_counter()
+                if path == "stock":
+                    texts = [sentences[i] for i in sc]
+                    stock[sc] = stock_model.encode(texts, batch_size=stock_batch)
+                    stock_s += time.perf_counter() - start
+                else:
+                    ours_unique[oc] = encoder.encode([unique[i] for i in oc])
+                    ours_s += time.perf_counter() - start
+            step += 1
+        ours = ours_unique[inverse]  # (N, 384)
+    n *= rounds  # sentences embedded per path
 
     cosine = (stock * ours).sum(1) / np.linalg.norm(stock, axis=1) / np.linalg.norm(ours, axis=1)
-    n = len(sentences)
     return {
-        "sentences": n,
+        "sentences": len(sentences),
         "unique_sentences": len(unique),
         "stock_sentences_per_s": round(n / stock_s, 1),
         "mmseq_sentences_per_s": round(n / ours_s, 1),
@@ -100,14 +120,32 @@ def bench_encode(args: argparse.Namespace) -> None:
         "random": list(sentences[rng.choice(len(sentences), n, replace=False)]),
         "corpus_order": list(sentences[:n]),
     }
-    encoder = MiniLMEncoder(threads=args.threads)
+    encoder = MiniLMEncoder(
+        threads=args.threads,
+        workers=args.workers,
+        batch_tokens=args.batch_tokens,
+        max_batch_size=args.max_batch_size,
+        attn_implementation=args.attn,
+    )
+    from sentence_transformers import SentenceTransformer  # after topics: HF hub offline
+
+    # Stock: a plain SentenceTransformer as a user loads it (mmseq's own copy runs eager attention).
+    stock_model = SentenceTransformer(str(encoder.model_path), device="cpu", local_files_only=True)
     warm = list(sentences[-64:])  # outside both samples' timing: load + first-call overheads
-    encoder.model.encode(warm)
+    stock_model.encode(warm)
     encoder.encode(warm)
     print(f"{len(reviews)} reviews -> {len(sentences)} sentences; timing {n} per sample")
+    load_before = os.getloadavg()[0]
     results = {}
     for name, sample in samples.items():
-        res = time_pair(encoder, sample, args.stock_batch_size, args.rounds)
+        res = time_pair(
+            stock_model,
+            encoder,
+            sample,
+            args.stock_batch_size,
+            rounds=args.rounds,
+            chunks=args.chunks,
+        )
         results[name] = res
         print(
             f"{name:>12}: stock {res['stock_sentences_per_s']:.0f}/s, mmseq "
@@ -117,7 +155,16 @@ def bench_encode(args: argparse.Namespace) -> None:
         )
     line = dict(results["random"])
     line.update(
-        sample="random", corpus_order=results["corpus_order"], threads=args.threads or "all"
+        sample="random",
+        corpus_order=results["corpus_order"],
+        threads=args.threads or "all",
+        workers=args.workers,
+        batch_tokens=args.batch_tokens,
+        max_batch_size=args.max_batch_size,
+        attn=args.attn,
+        rounds=args.rounds,
+        chunks=args.chunks,
+        load_avg=[round(load_before, 2), round(os.getloadavg()[0], 2)],
     )
     print(json.dumps(line))
 
@@ -128,7 +175,12 @@ def bench_end_to_end(args: argparse.Namespace) -> None:
 
     data: Interactions = load_interactions(args.data)
     fit = split_interactions(data, "ratio-80-20").fit
-    cfg = TopicConfig(threads=args.threads)
+    cfg = TopicConfig(
+        threads=args.threads,
+        workers=args.workers,
+        batch_tokens=args.batch_tokens,
+        max_batch_size=args.max_batch_size,
+    )
     with tempfile.TemporaryDirectory() as cache:
         times = []
         for run in ("cold", "warm"):
@@ -162,10 +214,22 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="Amazon reviews .json.gz")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random sample")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = all usable)")
+    defaults = TopicConfig()
+    parser.add_argument(
+        "--workers", type=int, default=defaults.workers, help="mmseq encoder processes (-1 = auto)"
+    )
+    parser.add_argument("--batch-tokens", type=int, default=defaults.batch_tokens)
+    parser.add_argument("--max-batch-size", type=int, default=defaults.max_batch_size)
+    parser.add_argument("--attn", default="eager", help="mmseq's attention kernel ('' = default)")
     parser.add_argument("--stock-batch-size", type=int, default=32, help="stock encode batch size")
-    parser.add_argument("--rounds", type=int, default=6, help="interleaved chunks per sample")
+    parser.add_argument("--rounds", type=int, default=2, help="timed passes over each sample")
+    parser.add_argument(
+        "--chunks", type=int, default=1, help="calls per path and pass (1 = whole sample)"
+    )
     parser.add_argument("--end-to-end", action="store_true", help="time the whole topic stage")
     args = parser.parse_args()
+    if args.rounds < 1 or args.chunks < 1:
+        parser.error(f"--rounds and --chunks must be >= 1 (got {args.rounds}, {args.chunks})")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     logging.getLogger("sentence_transformers").setLevel(logging.WARNING)
     if args.threads:

@@ -26,7 +26,10 @@ class TopicConfig:
     bf16: bool = True  # bf16 autocast while encoding (cosine >= 0.9999 to fp32, about 2x on CPU)
     batch_tokens: int = 1024  # padded tokens per encoder batch (sentences sorted by token count)
     max_batch_size: int = 64  # sentences per encoder batch at most
-    threads: int = 0  # torch intra-op threads while encoding; 0 = every core this process may use
+    threads: int = 0  # encoder CPU budget: threads in-process, processes if workers=-1; 0 = all
+    # Encoder processes on CPU (forked, 1 torch thread each): -1 = one per thread of `threads`,
+    # 0 or 1 = in this process. Not a cache key: it changes embeddings by float noise only.
+    workers: int = -1
     # --- reducer (UMAP)
     umap_n_neighbors: int = 15  # UMAP neighbourhood size
     umap_n_components: int = 5  # dimensions UMAP reduces to before clustering
@@ -60,6 +63,13 @@ class TopicConfig:
         for name in ("min_sentence_chars", "threads", "min_samples", "nr_topics", "seed"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"Expected TopicConfig.{name} >= 0 (got {getattr(self, name)})")
+        if self.workers < -1:
+            raise ConfigError(f"Expected TopicConfig.workers >= -1 (got {self.workers})")
+        if self.workers > 1 and self.device.split(":", 1)[0] != "cpu":
+            raise ConfigError(
+                f"Expected TopicConfig.workers in (-1, 0, 1) with device {self.device!r} "
+                f"(got {self.workers}); worker processes are for CPU encoding"
+            )
         if self.min_topic_size < 2:
             raise ConfigError(
                 f"Expected TopicConfig.min_topic_size >= 2 (got {self.min_topic_size})"
@@ -92,5 +102,5 @@ class TopicConfig:
 
     def clustering_settings(self) -> dict[str, Any]:
         """The fields that change topics given the embeddings (they key the topic cache)."""
-        skip = set(self.encoder_settings()) | {"threads"}
+        skip = set(self.encoder_settings()) | {"threads", "workers"}
         return {k: v for k, v in asdict(self).items() if k not in skip}
