@@ -18,7 +18,7 @@ from torch import Tensor, nn
 # ModelInputs is plain data built by mmseq.data; re-exported here for model code.
 from mmseq.data.inputs import ModelInputs
 
-__all__ = ["LossOutput", "ModelInputs", "Recommender"]
+__all__ = ["EmbeddingRecommender", "LossOutput", "ModelInputs", "Recommender"]
 
 
 @dataclass
@@ -74,3 +74,29 @@ class Recommender(nn.Module, ABC):
 
     def end_eval(self) -> None:
         """Hook after a round of scoring (drop caches)."""
+
+
+class EmbeddingRecommender(Recommender):
+    """A recommender that scores by ``e_u . e_i`` from :meth:`final_embeddings`.
+
+    ``begin_eval`` computes every user's and item's final embedding once (no grad) and
+    ``score_all`` reads that cache; outside an evaluation round it recomputes them.
+    """
+
+    _eval: tuple[Tensor, Tensor] | None = None
+
+    @abstractmethod
+    def final_embeddings(self, inputs: ModelInputs) -> tuple[Tensor, Tensor]:
+        """``(every user's e_u (num_users, d), every item's e_i (num_items, d))``."""
+
+    def begin_eval(self, inputs: ModelInputs) -> None:
+        with torch.no_grad():
+            self._eval = self.final_embeddings(inputs)
+
+    def end_eval(self) -> None:
+        self._eval = None
+
+    def score_all(self, users: Tensor, inputs: ModelInputs) -> Tensor:
+        user_emb, item_emb = self._eval or self.final_embeddings(inputs)
+        return user_emb[users] @ item_emb.T  # (B, num_items)
+

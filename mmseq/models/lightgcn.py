@@ -18,7 +18,7 @@ from mmseq.data.graph_bundle import GraphPart
 from mmseq.data.sampling import PositivePairsCache, bpr_batches
 from mmseq.errors import ArtifactError
 from mmseq.losses import bpr_loss, l2_regularization
-from mmseq.models.base import LossOutput, ModelInputs, Recommender
+from mmseq.models.base import EmbeddingRecommender, LossOutput, ModelInputs
 from mmseq.models.registry import MODELS
 
 GRAPH = "interaction_graph"
@@ -35,7 +35,7 @@ class LightGCNConfig:
 
 
 @MODELS.register("lightgcn")
-class LightGCN(Recommender):
+class LightGCN(EmbeddingRecommender):
     """``E^(k+1) = L E^(k)``, ``E = mean_k E^(k)`` (k = 0..K), ``score(u, i) = e_u . e_i``.
 
     ``L`` is ``inputs.graphs["interaction_graph"]`` (users first, then items), turned into a torch
@@ -58,7 +58,6 @@ class LightGCN(Recommender):
         self.conv = LGConv(normalize=False)
         self._pairs = PositivePairsCache()
         self._adj: tuple[GraphPart, Tensor] | None = None
-        self._eval_embeddings: tuple[Tensor, Tensor] | None = None
 
     # ------------------------------------------------------------------ graph
     def adjacency(self, inputs: ModelInputs) -> Tensor:
@@ -80,6 +79,9 @@ class LightGCN(Recommender):
         if self._adj is None or self._adj[0] is not part:
             self._adj = (part, part.to_sparse_csr())
         return self._adj[1]
+
+    def final_embeddings(self, inputs: ModelInputs) -> tuple[Tensor, Tensor]:
+        return self.propagate(inputs)
 
     def propagate(self, inputs: ModelInputs) -> tuple[Tensor, Tensor]:
         """Layer-mean embeddings ``(users (num_users, d), items (num_items, d))``."""
@@ -112,13 +114,3 @@ class LightGCN(Recommender):
         return LossOutput(bpr + reg, {"bpr": bpr.detach(), "l2": reg.detach()})
 
     # ------------------------------------------------------------------ scoring
-    def begin_eval(self, inputs: ModelInputs) -> None:
-        with torch.no_grad():
-            self._eval_embeddings = self.propagate(inputs)
-
-    def end_eval(self) -> None:
-        self._eval_embeddings = None
-
-    def score_all(self, users: Tensor, inputs: ModelInputs) -> Tensor:
-        user_emb, item_emb = self._eval_embeddings or self.propagate(inputs)
-        return user_emb[users] @ item_emb.T  # (B, num_items)

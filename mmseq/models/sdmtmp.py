@@ -34,7 +34,7 @@ from mmseq.data.sampling import PositivePairsCache, bpr_batches
 from mmseq.errors import ArtifactError
 from mmseq.losses.ranking import bpr_loss, l2_regularization
 from mmseq.losses.self_distillation import contrastive_alignment, self_distillation_loss
-from mmseq.models.base import LossOutput, ModelInputs, Recommender
+from mmseq.models.base import EmbeddingRecommender, LossOutput, ModelInputs
 from mmseq.models.registry import MODELS
 from mmseq.nn.backends import get_backend
 from mmseq.nn.gated_fusion import AdaptiveGatedFusion, ConcatFusion
@@ -130,7 +130,7 @@ class _ShortTerm:
 
 
 @MODELS.register("sdmtmp")
-class SDMTMP(Recommender):
+class SDMTMP(EmbeddingRecommender):
     """SD-MTMP (methods.md 1.3-1.8).
 
     ``e_u = alpha1 e_u^long + alpha2 e_u^short`` with ``e_u^long = e_u^inter + e_u^topic``,
@@ -181,7 +181,6 @@ class SDMTMP(Recommender):
         self._pairs = PositivePairsCache()
         self._short: tuple[Tensor, _ShortTerm] | None = None
         self._topic_rows: dict[str, tuple[GraphPart, Tensor, Tensor]] = {}
-        self._eval: tuple[Tensor, Tensor] | None = None
 
     # ------------------------------------------------------------------ graphs
     def _part(self, inputs: ModelInputs, name: str) -> GraphPart:
@@ -445,16 +444,6 @@ class SDMTMP(Recommender):
         )
         return users, items
 
-    def begin_eval(self, inputs: ModelInputs) -> None:
-        with torch.no_grad():
-            self._eval = self.final_embeddings(inputs)
-
-    def end_eval(self) -> None:
-        self._eval = None
-
-    def score_all(self, users: Tensor, inputs: ModelInputs) -> Tensor:
-        user_emb, item_emb = self._eval or self.final_embeddings(inputs)
-        return user_emb[users] @ item_emb.T  # (B, num_items)
 
 
 __all__ = ["Encoded", "SDMTMP", "SDMTMPConfig"]

@@ -29,7 +29,7 @@ from torch import Tensor
 from mmseq.data.sampling import cloze_mask
 from mmseq.errors import ConfigError
 from mmseq.losses.ranking import bpr_loss
-from mmseq.models.base import LossOutput, ModelInputs, Recommender
+from mmseq.models.base import EmbeddingRecommender, LossOutput, ModelInputs
 from mmseq.models.peerrec import PeerRec, PeerRecConfig
 from mmseq.models.registry import MODELS
 from mmseq.models.sdmtmp import SDMTMP, SDMTMPConfig
@@ -103,7 +103,7 @@ def length_buckets(tokens: Tensor) -> list[Tensor]:
 
 
 @MODELS.register("sdmtmp_peer")
-class SDMTMPPeer(Recommender):
+class SDMTMPPeer(EmbeddingRecommender):
     """SD-MTMP with a peer-distilled sequential branch (methods.md 2).
 
     ``e_u = [alpha1 e^long + alpha2 e^short]_SD-MTMP + alpha3 e^seq``. The first two terms are
@@ -132,7 +132,6 @@ class SDMTMPPeer(Recommender):
         # The runner reads the graphs from the instance (SD-MTMP's w/o-H needs only one).
         self.requires_graphs = self.sdmtmp.requires_graphs  # type: ignore[misc]
         self._rows: tuple[Tensor, Tensor, Tensor] | None = None
-        self._eval: tuple[Tensor, Tensor] | None = None
 
     # ------------------------------------------------------------------ representations
     def sequence_states(
@@ -277,13 +276,6 @@ class SDMTMPPeer(Recommender):
         return LossOutput(total, terms)
 
     # ------------------------------------------------------------------ scoring
-    def begin_eval(self, inputs: ModelInputs) -> None:
-        with torch.no_grad():
-            self._eval = self.final_embeddings(inputs)
-
-    def end_eval(self) -> None:
-        self._eval = None
-
     def score_all(self, users: Tensor, inputs: ModelInputs) -> Tensor:
         if self._eval is not None:
             user_emb, item_emb = self._eval

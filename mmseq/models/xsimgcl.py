@@ -35,7 +35,7 @@ from mmseq.data.sampling import PositivePairsCache, bpr_batches
 from mmseq.errors import ArtifactError
 from mmseq.losses.contrastive import info_nce
 from mmseq.losses.ranking import bpr_loss, l2_regularization
-from mmseq.models.base import LossOutput, ModelInputs, Recommender
+from mmseq.models.base import EmbeddingRecommender, LossOutput, ModelInputs
 from mmseq.models.registry import MODELS
 from mmseq.nn.backends import get_backend
 
@@ -86,7 +86,7 @@ def perturb(x: Tensor, eps: float, generator: torch.Generator) -> Tensor:
 
 
 @MODELS.register("xsimgcl")
-class XSimGCL(Recommender):
+class XSimGCL(EmbeddingRecommender):
     """XSimGCL (Yu et al., TKDE 2023): LightGCN + noise + cross-layer contrast.
 
     Shapes:
@@ -106,7 +106,6 @@ class XSimGCL(Recommender):
             else:
                 nn.init.normal_(emb.weight, std=0.1)
         self._pairs = PositivePairsCache()
-        self._eval: tuple[Tensor, Tensor] | None = None
 
     def _graph(self, inputs: ModelInputs) -> GraphPart:
         part = inputs.graphs.get(GRAPH)
@@ -168,20 +167,10 @@ class XSimGCL(Recommender):
         total = bpr + self.config.cl_weight * cl + reg
         return LossOutput(total, {"bpr": bpr.detach(), "cl": cl.detach(), "l2": reg.detach()})
 
-    def _embeddings(self, inputs: ModelInputs) -> tuple[Tensor, Tensor]:
+    def final_embeddings(self, inputs: ModelInputs) -> tuple[Tensor, Tensor]:
         final, _ = self.propagate(inputs)
         return final[: self.num_users], final[self.num_users :]
 
-    def begin_eval(self, inputs: ModelInputs) -> None:
-        with torch.no_grad():
-            self._eval = self._embeddings(inputs)
-
-    def end_eval(self) -> None:
-        self._eval = None
-
-    def score_all(self, users: Tensor, inputs: ModelInputs) -> Tensor:
-        user_emb, item_emb = self._eval or self._embeddings(inputs)
-        return user_emb[users] @ item_emb.T  # (B, num_items)
 
 
 __all__ = ["XSimGCL", "XSimGCLConfig", "perturb"]
