@@ -8,6 +8,13 @@ shared embedding once, then each peer as its own mmseq ``TransformerEncoder`` in
 then the shared head (``mmseq.models.peerrec_export.looped_peer_logits``). Times are medians of
 forward + backward over ``--repeats`` runs after ``--warmup``, the two paths alternating.
 The last line is JSON.
+
+    python scripts/bench_peerrec.py --windows configs/experiments/peerrec_lastfm.yaml --threads 1
+
+times instead the length buckets (``mmseq.nn.padding``) on a data set's real training windows:
+``bucketed`` is ``PeerRec.peer_logits`` (each bucket of rows at its own width), ``padded`` encodes
+the batch at full width and reads the masked positions; same stage-1 loss, same batches (the first
+``--batches`` of epoch 1), forward + backward, alternating.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ import time
 
 import torch
 
+from mmseq.config import load_experiment
 from mmseq.data.sampling import cloze_mask
 from mmseq.losses.peer import mutual_distillation_loss
 from mmseq.models.peerrec import PeerRec, PeerRecConfig
@@ -42,6 +50,52 @@ def _interleaved_medians(steps, warmup: int, repeats: int, device: torch.device
     return [statistics.median(t) for t in times]
 
 
+def bench_windows(args: argparse.Namespace) -> None:
+    """Bucketed against padded encoding on the real training windows of ``args.windows``."""
+    from mmseq.train.experiment import build_model, make_inputs, prepare_data
+
+    cfg = load_experiment(args.windows)
+    prepared = prepare_data(cfg)
+    torch.manual_seed(cfg.seed)
+    model = build_model(cfg, prepared.data.num_users, prepared.data.num_items)
+    if not isinstance(model, PeerRec):
+        raise SystemExit(f"--windows needs a PeerRec config (got model '{cfg.model.name}')")
+    inputs, _ = make_inputs(cfg, prepared, {})
+    gen = torch.Generator().manual_seed(cfg.seed)
+    batches = list(model.training_batches(inputs, cfg.train.batch_size, gen))[: args.batches]
+    rows = sum(int(b["input"].shape[0]) for b in batches)
+    fill = sum(int((b["input"] != 0).sum()) for b in batches) / sum(b["input"].numel()
+                                                                    for b in batches)
+
+    def padded_logits(batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        masked = batch["target"] >= 0
+        return model.item_logits(model.encode(batch["input"])[:, masked]), batch["target"][masked]
+
+    model.eval()
+    with torch.no_grad():
+        diff = max((model.peer_logits(b)[0] - padded_logits(b)[0]).abs().max().item()
+                   for b in batches)
+    model.train()
+
+    def run(logits_of) -> None:
+        for batch in batches:
+            logits, targets = logits_of(batch)
+            mutual_distillation_loss(logits, targets).total.sum().backward()
+
+    t_buck, t_pad = _interleaved_medians([lambda: run(model.peer_logits),
+                                          lambda: run(padded_logits)],
+                                         args.warmup, args.repeats, torch.device("cpu"))
+    print(f"{args.windows}: {len(batches)} batches, {rows} windows of width "
+          f"{model.config.max_len}, {fill:.1%} items; threads={args.threads}")
+    print(f"bucketed fwd+bwd {t_buck:.2f} s; padded {t_pad:.2f} s; "
+          f"max |logit diff| (eval) {diff:.2e}")
+    print(json.dumps({"bench": "peerrec_length_buckets", "config": args.windows,
+                      "batches": len(batches), "windows": rows, "fill": round(fill, 4),
+                      "threads": args.threads, "bucketed_s": round(t_buck, 3),
+                      "padded_s": round(t_pad, 3), "speedup": round(t_pad / t_buck, 3),
+                      "max_abs_logit_diff": diff}))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--peers", type=int, default=2)
@@ -52,8 +106,14 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--windows", default=None,
+                        help="experiment config: time length buckets on its training windows")
+    parser.add_argument("--batches", type=int, default=3, help="with --windows")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if args.windows:
+        bench_windows(args)
+        return
     device = torch.device(args.device)
 
     torch.manual_seed(0)

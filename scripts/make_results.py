@@ -179,6 +179,7 @@ def _mean_std(values: list[float]) -> str:
 #: Companion result files written by separate ``--out`` runs (file name -> section heading).
 COMPANIONS = {
     "results_sdmtmp.md": "SD-MTMP, its ablations, the fused model and baselines on review data",
+    "results_peerrec.md": "PeerRec against BERT4Rec (loo-sampled99), with the paper's numbers",
 }
 
 

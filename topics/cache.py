@@ -85,6 +85,11 @@ def library_versions() -> dict[str, str]:
         "scikit-learn",
         "sentence-transformers",
         "torch",
+        # UMAP's numerics: a different numba/pynndescent/numpy/scipy can give other clusters.
+        "numba",
+        "pynndescent",
+        "numpy",
+        "scipy",
     ):
         try:
             out[pkg] = importlib.metadata.version(pkg)

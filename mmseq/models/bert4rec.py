@@ -18,6 +18,7 @@ from mmseq.errors import ConfigError
 from mmseq.losses import cross_entropy_over_items
 from mmseq.models.base import LossOutput, ModelInputs, Recommender
 from mmseq.models.registry import MODELS
+from mmseq.nn.padding import last_states_by_length, masked_states_by_length
 from mmseq.nn.transformer import TransformerEncoder
 
 
@@ -96,14 +97,14 @@ class BERT4Rec(Recommender):
             yield {"user": u, "input": tokens, "target": labels}
 
     def loss(self, batch: dict[str, Tensor], inputs: ModelInputs) -> LossOutput:
-        h = self.encode(batch["input"])  # (B, T, d)
-        masked = batch["target"] >= 0  # (B, T)
-        ce = cross_entropy_over_items(self.item_logits(h[masked]), batch["target"][masked])
+        # Per length bucket: the same states as the padded batch's at the masked positions.
+        h, targets = masked_states_by_length(self.encode, batch["input"], batch["target"])
+        ce = cross_entropy_over_items(self.item_logits(h), targets)  # h: (M, d)
         return LossOutput(ce, {"cloze_ce": ce.detach()})
 
     def score_all(self, users: Tensor, inputs: ModelInputs) -> Tensor:
         seq = inputs.seq_items[users]
         history = seq[:, max(0, seq.shape[1] - (self.config.max_len - 1)) :]  # (B, T-1)
         mask = torch.full_like(history[:, :1], self.mask_token)  # (B, 1)
-        h = self.encode(torch.cat([history, mask], 1))[:, -1]  # (B, d)
+        h = last_states_by_length(self.encode, torch.cat([history, mask], 1))  # (B, d)
         return self.item_logits(h)  # (B, num_items)

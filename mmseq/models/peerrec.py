@@ -29,6 +29,7 @@ from mmseq.errors import ConfigError, DataError
 from mmseq.losses.peer import deliberate_practice_loss, mutual_distillation_loss
 from mmseq.models.base import LossOutput, ModelInputs, Recommender
 from mmseq.models.registry import MODELS
+from mmseq.nn.padding import last_states_by_length, masked_states_by_length
 from mmseq.nn.transformer import TransformerEncoder
 
 #: Stacked parameter of :class:`PeerBlock` -> the same parameter in mmseq's ``TransformerBlock``.
@@ -70,7 +71,7 @@ def _linear(x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
     """Per-peer affine map: (P, B, L, i) x (P, o, i) + (P, o) -> (P, B, L, o)."""
     p, b, t, i = x.shape
     y = torch.baddbmm(bias.unsqueeze(1), x.reshape(p, b * t, i), weight.transpose(1, 2))
-    return y.view(p, b, t, -1)
+    return y.view(p, b, t, weight.shape[1])
 
 
 def _layer_norm(x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
@@ -284,10 +285,14 @@ class PeerRec(Recommender):
             yield {"user": users[pick], "input": tokens, "target": labels, "stage": stage_tensor}
 
     def peer_logits(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
-        """Every peer's logits at the masked positions (T, M, num_items) and the targets (M,)."""
-        masked = batch["target"] >= 0  # (B, L)
-        h = self.encode(batch["input"])[:, masked]  # (T, M, d)
-        return self.item_logits(h), batch["target"][masked]
+        """Every peer's logits at the masked positions (T, M, num_items) and the targets (M,).
+
+        Rows are encoded per length bucket (:func:`mmseq.nn.padding.masked_states_by_length`);
+        the samples keep the whole batch's row-major order, so the stage-2 noise filter breaks
+        ties as on the padded batch.
+        """
+        h, targets = masked_states_by_length(self.encode, batch["input"], batch["target"])
+        return self.item_logits(h), targets  # (T, M, num_items), (M,)
 
     def loss(self, batch: dict[str, Tensor], inputs: ModelInputs) -> LossOutput:
         if "stage" not in batch:
@@ -321,8 +326,17 @@ class PeerRec(Recommender):
         return torch.cat([history, mask], 1)
 
     def _user_states(self, users: Tensor, inputs: ModelInputs) -> Tensor:
-        tokens = self.query_tokens(users, inputs)
-        return self.encode(tokens, peer=self.config.inference_peer)[0, :, -1]  # (B, d)
+        return self.sequence_states(users, inputs, self.config.inference_peer)[0]  # (B, d)
+
+    def sequence_states(self, users: Tensor, inputs: ModelInputs, peer: int | None = None
+                        ) -> Tensor:
+        """The peers' states at a [MASK] after each user's history (:meth:`query_tokens`), for
+        every peer (``peer=None``) or one: users (B,) -> (T or 1, B, d). Each distinct user is
+        encoded once, per length bucket."""
+        unique, inverse = torch.unique(users, return_inverse=True)
+        tokens = self.query_tokens(unique, inputs)  # (U, N)
+        states = last_states_by_length(lambda t: self.encode(t, peer), tokens)  # (T or 1, U, d)
+        return states[:, inverse]
 
     def score_all(self, users: Tensor, inputs: ModelInputs) -> Tensor:
         return self.item_logits(self._user_states(users, inputs))  # (B, num_items)

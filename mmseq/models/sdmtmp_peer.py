@@ -34,6 +34,7 @@ from mmseq.models.peerrec import PeerRec, PeerRecConfig
 from mmseq.models.registry import MODELS
 from mmseq.models.sdmtmp import SDMTMP, SDMTMPConfig
 from mmseq.nn.gated_fusion import AdaptiveGatedFusion
+from mmseq.nn.padding import trim_left_padding
 
 log = logging.getLogger(__name__)
 
@@ -62,44 +63,6 @@ class SDMTMPPeerConfig:
             )
         if not (math.isfinite(self.peer_weight) and self.peer_weight >= 0):
             raise ConfigError(f"Expected 'peer_weight' >= 0 and finite (got {self.peer_weight})")
-
-
-def leading_padding(tokens: Tensor) -> int:
-    """Number of leading columns that are padding (0) in every row (at most ``L - 1``).
-
-    PeerRec right-aligns positions (column ``L - 1`` always has position ``max_len - 1``) and hides
-    padded keys, so dropping these columns leaves the states of the other positions unchanged.
-
-    Shapes:
-        tokens: (B, L) int64, 0 = pad.
-    """
-    if tokens.numel() == 0:
-        return 0
-    used = (tokens != 0).any(0)  # (L,)
-    return int(used.long().argmax()) if bool(used.any()) else tokens.shape[1] - 1
-
-
-def trim_left_padding(tokens: Tensor) -> Tensor:
-    """``tokens`` without its :func:`leading_padding` columns: (B, L) -> (B, L')."""
-    return tokens[:, leading_padding(tokens) :]
-
-
-def length_buckets(tokens: Tensor) -> list[Tensor]:
-    """Row indices grouped by non-padding length rounded up to a power of two (1, 2, 4, ...).
-
-    Amazon histories are short (Musical Instruments: 4.4 fit items per user on average) but a
-    few users fill the 50-wide window; encoding each bucket at its own width instead of the
-    batch's widest row cuts the peer encoder's work several-fold. A loop over these at most
-    ``log2(max_len) + 1`` buckets is a loop over widths, not over users.
-
-    Shapes:
-        tokens: (B, L), 0 = pad; returns index tensors that together hold 0..B-1 once each.
-    """
-    lengths = (tokens != 0).sum(1).clamp_min(1)  # (B,)
-    bucket = torch.ceil(torch.log2(lengths.double())).long()  # exact for integer lengths
-    order = torch.argsort(bucket, stable=True)
-    sizes = torch.bincount(bucket).tolist()
-    return [rows for rows in torch.split(order, sizes) if rows.numel()]
 
 
 @MODELS.register("sdmtmp_peer")
@@ -139,41 +102,9 @@ class SDMTMPPeer(EmbeddingRecommender):
     ) -> Tensor:
         """``e_u^seq``: the peers' states at a [MASK] after each user's history.
 
-        As :meth:`PeerRec._user_states` (same tokens, :meth:`PeerRec.query_tokens`), but for
-        every peer at once (``peer=None``) or one; each distinct user is encoded once.
+        :meth:`PeerRec.sequence_states`: every peer (``peer=None``) or one.
         """
-        unique, inverse = torch.unique(users, return_inverse=True)
-        tokens = self.peer.query_tokens(unique, inputs)  # (U, N)
-        buckets = length_buckets(tokens)
-        states = torch.cat(
-            [self.peer.encode(trim_left_padding(tokens[rows]), peer)[:, :, -1] for rows in buckets],
-            dim=1,
-        )  # (T or 1, U, d), rows in bucket order
-        slot = torch.empty_like(unique)
-        slot[torch.cat(buckets)] = torch.arange(unique.numel(), device=unique.device)
-        return states[:, slot[inverse]]  # (T or 1, B, d)
-
-    def peer_logits(self, tokens: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
-        """:meth:`PeerRec.peer_logits` of a cloze batch, computed per length bucket.
-
-        The masked positions come back in PeerRec's (row-major) order, so the stage-2 noise
-        filter breaks ties exactly as it would on the whole batch.
-
-        Shapes:
-            tokens, labels: (R, L); returns logits (T, M, num_items) and targets (M,).
-        """
-        width = tokens.shape[1]
-        logits, targets, keys = [], [], []
-        for rows in length_buckets(tokens):
-            first = leading_padding(tokens[rows])
-            part = {"input": tokens[rows, first:], "target": labels[rows, first:]}
-            bucket_logits, bucket_targets = self.peer.peer_logits(part)  # (T, M_b, C), (M_b,)
-            row, col = (part["target"] >= 0).nonzero(as_tuple=True)  # row-major, as PeerRec's
-            logits.append(bucket_logits)
-            targets.append(bucket_targets)
-            keys.append(rows[row] * width + first + col)  # flat position in (R, L)
-        order = torch.argsort(torch.cat(keys))
-        return torch.cat(logits, dim=1)[:, order], torch.cat(targets)[order]
+        return self.peer.sequence_states(users, inputs, peer)
 
     def fuse(self, base: Tensor, sequence: Tensor) -> tuple[Tensor, Tensor]:
         """``(e_u (P, B, d), alpha3 (P, B))`` from SD-MTMP's ``base`` (B, d) and ``e^seq``
@@ -267,7 +198,9 @@ class SDMTMPPeer(EmbeddingRecommender):
                     "Expected the batch to carry 'peer_input'/'peer_target'; build "
                     f"batches with SDMTMPPeer.training_batches (got {sorted(batch)})"
                 )
-            logits, targets = self.peer_logits(batch["peer_input"], batch["peer_target"])
+            logits, targets = self.peer.peer_logits(
+                {"input": batch["peer_input"], "target": batch["peer_target"]}
+            )
             out = self.peer.loss_from_logits(logits, targets, int(batch["stage"]))
             weighted = self.config.peer_weight * out.total
             total = total + weighted
@@ -289,7 +222,4 @@ class SDMTMPPeer(EmbeddingRecommender):
 __all__ = [
     "SDMTMPPeer",
     "SDMTMPPeerConfig",
-    "leading_padding",
-    "length_buckets",
-    "trim_left_padding",
 ]

@@ -17,7 +17,6 @@ import torch
 from graphs.compose import build_all
 from mmseq.config import TrainConfig, from_dict, load_experiment
 from mmseq.data.inputs import ModelInputs, build_model_inputs
-from mmseq.data.sampling import cloze_mask
 from mmseq.data.schema import Interactions, TopicAssignments
 from mmseq.data.split import split_interactions
 from mmseq.data.synthetic import SyntheticConfig, generate_synthetic_with_latents
@@ -27,15 +26,9 @@ from mmseq.losses.ranking import bpr_loss
 from mmseq.models import MODELS
 from mmseq.models.peerrec import PeerRec
 from mmseq.models.sdmtmp import SDMTMP
-from mmseq.models.sdmtmp_peer import (
-    SDMTMPPeer,
-    SDMTMPPeerConfig,
-    leading_padding,
-    length_buckets,
-    trim_left_padding,
-)
+from mmseq.models.sdmtmp_peer import SDMTMPPeer, SDMTMPPeerConfig
+from mmseq.nn.padding import trim_left_padding
 from mmseq.train.loop import fit
-from tests.models.test_peerrec import table
 from tests.models.test_sdmtmp import SPECS, TOPIC_DIM, fixed_topics, tiny_log
 
 PEER = {"embedding_dim": 8, "ffn_dim": 16, "max_len": 6, "dropout": 0.0}
@@ -111,45 +104,6 @@ def test_peer_config_is_checked_by_peerrec(data) -> None:
 
 
 # ---------------------------------------------------------------------------- representations
-def test_trim_left_padding_by_hand() -> None:
-    tokens = torch.tensor([[0, 0, 0, 4, 5], [0, 0, 7, 8, 9], [0, 0, 0, 0, 3]])
-    assert trim_left_padding(tokens).tolist() == [[0, 4, 5], [7, 8, 9], [0, 0, 3]]
-    assert trim_left_padding(tokens[:0]).shape == (0, 5)
-
-
-def test_length_buckets_by_hand() -> None:
-    tokens = torch.tensor(
-        [
-            [0, 0, 0, 0, 9],
-            [0, 0, 4, 5, 6],
-            [0, 0, 0, 7, 8],
-            [1, 2, 3, 4, 5],
-            [0, 0, 0, 0, 0],
-            [0, 3, 3, 3, 3],
-        ]
-    )
-    # lengths 1, 3, 2, 5, 0 (counts as 1), 4 -> widths 1, 4, 2, 8, 1, 4
-    assert [b.tolist() for b in length_buckets(tokens)] == [[0, 4], [2], [1, 5], [3]]
-    assert leading_padding(tokens[[0, 2]]) == 3 and leading_padding(tokens[[4]]) == 4
-
-
-def test_bucketed_peer_passes_equal_peerrecs_whole_batch_passes() -> None:
-    data = table([1, 2, 3, 9, 4, 6, 5, 2, 12])  # lengths spread over 4 buckets
-    inputs = build_model_inputs(data, max_len=10)
-    model = make(data, peer={"max_len": 10}).eval()
-    rows, _ = model.peer.training_rows(inputs)
-    tokens, labels = cloze_mask(rows, 0.5, model.peer.mask_token, torch.Generator().manual_seed(0))
-    assert len(length_buckets(tokens)) >= 4
-    with torch.no_grad():
-        logits, targets = model.peer_logits(tokens, labels)
-        ref_logits, ref_targets = model.peer.peer_logits({"input": tokens, "target": labels})
-        assert torch.equal(targets, ref_targets)  # same samples in the same order
-        torch.testing.assert_close(logits, ref_logits)
-        users = torch.tensor([3, 0, 8, 3, 5])
-        states = model.sequence_states(users, inputs)
-        torch.testing.assert_close(states[0], model.peer._user_states(users, inputs))
-
-
 def test_sequence_states_are_peerrec_user_states_for_every_peer(data, inputs) -> None:
     model = make(data).eval()
     users = torch.tensor([4, 0, 3, 0])  # repeated user: encoded once, copied

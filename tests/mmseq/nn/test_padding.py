@@ -1,0 +1,78 @@
+"""mmseq/nn/padding.py: length buckets give the padded batch's states, in its order."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from mmseq.models.bert4rec import BERT4Rec, BERT4RecConfig
+from mmseq.models.peerrec import PeerRec, PeerRecConfig
+from mmseq.nn.padding import (
+    last_states_by_length,
+    leading_padding,
+    length_buckets,
+    masked_states_by_length,
+    trim_left_padding,
+)
+
+
+def test_trim_left_padding_by_hand() -> None:
+    tokens = torch.tensor([[0, 0, 0, 4, 5], [0, 0, 7, 8, 9], [0, 0, 0, 0, 3]])
+    assert trim_left_padding(tokens).tolist() == [[0, 4, 5], [7, 8, 9], [0, 0, 3]]
+    assert trim_left_padding(tokens[:0]).shape == (0, 5)
+
+
+def test_length_buckets_by_hand() -> None:
+    tokens = torch.tensor(
+        [
+            [0, 0, 0, 0, 9],
+            [0, 0, 4, 5, 6],
+            [0, 0, 0, 7, 8],
+            [1, 2, 3, 4, 5],
+            [0, 0, 0, 0, 0],
+            [0, 3, 3, 3, 3],
+        ]
+    )
+    # lengths 1, 3, 2, 5, 0 (counts as 1), 4 -> widths 1, 4, 2, 8, 1, 4
+    assert [b.tolist() for b in length_buckets(tokens)] == [[0, 4], [2], [1, 5], [3]]
+    assert leading_padding(tokens[[0, 2]]) == 3 and leading_padding(tokens[[4]]) == 4
+
+
+def _left_padded(lengths: list[int], width: int, vocab: int, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    tokens = torch.randint(1, vocab, (len(lengths), width), generator=g)
+    keep = torch.arange(width)[None, :] >= width - torch.tensor(lengths)[:, None]
+    return torch.where(keep, tokens, 0)  # (B, width)
+
+
+ENCODERS = {
+    # (B, L') -> (B, L', d): one encoder
+    "bert4rec": lambda: BERT4Rec(BERT4RecConfig(embedding_dim=8, ffn_dim=16, max_len=16), 1, 30),
+    # (B, L') -> (T, B, L', d): three peers at once
+    "peerrec": lambda: PeerRec(PeerRecConfig(embedding_dim=8, ffn_dim=16, max_len=16,
+                                             num_peers=3), 1, 30),
+}
+
+
+@pytest.mark.parametrize("name", sorted(ENCODERS))
+def test_bucketed_states_equal_the_padded_batchs(name: str) -> None:
+    torch.manual_seed(0)
+    model = ENCODERS[name]().eval()
+    lengths = [16, 1, 5, 3, 9, 2, 16, 4, 1, 12]  # widths 1..16: five buckets
+    tokens = _left_padded(lengths, 16, 31)
+    labels = torch.where(torch.rand(tokens.shape, generator=torch.Generator().manual_seed(1))
+                         < 0.4, tokens - 1, -100)
+    labels[tokens == 0] = -100
+    assert len(length_buckets(tokens)) == 5
+    with torch.no_grad():
+        padded = model.encode(tokens)  # (..., B, L, d)
+        h, targets = masked_states_by_length(model.encode, tokens, labels)
+        masked = labels >= 0
+        torch.testing.assert_close(h, padded[..., masked, :], rtol=0, atol=2e-6)
+        assert torch.equal(targets, labels[masked])  # row-major order of the whole batch
+        last = last_states_by_length(model.encode, tokens)
+        torch.testing.assert_close(last, padded[..., -1, :], rtol=0, atol=2e-6)
+        # no rows: empty results of the right shape
+        none_h, none_t = masked_states_by_length(model.encode, tokens[:0], labels[:0])
+        assert none_h.shape[-2:] == (0, 8) and none_t.numel() == 0
+        assert last_states_by_length(model.encode, tokens[:0]).shape[-2:] == (0, 8)
