@@ -15,6 +15,11 @@ times instead the length buckets (``mmseq.nn.padding``) on a data set's real tra
 ``bucketed`` is ``PeerRec.peer_logits`` (each bucket of rows at its own width), ``padded`` encodes
 the batch at full width and reads the masked positions; same stage-1 loss, same batches (the first
 ``--batches`` of epoch 1), forward + backward, alternating.
+
+    python scripts/bench_peerrec.py --loss-neg --masked 2500 --items 3646 --threads 1
+
+times stage 2's ``L_neg`` kernel: ``weighted_log_one_minus_softmax`` (closed-form gradient)
+against autograd through ``-(w * log_one_minus_softmax(z)).sum(-1)`` on random logits.
 """
 
 from __future__ import annotations
@@ -28,7 +33,11 @@ import torch
 
 from mmseq.config import load_experiment
 from mmseq.data.sampling import cloze_mask
-from mmseq.losses.peer import mutual_distillation_loss
+from mmseq.losses.peer import (
+    log_one_minus_softmax,
+    mutual_distillation_loss,
+    weighted_log_one_minus_softmax,
+)
 from mmseq.models.peerrec import PeerRec, PeerRecConfig
 from mmseq.models.peerrec_export import export_peer_encoders, looped_peer_logits
 
@@ -96,6 +105,30 @@ def bench_windows(args: argparse.Namespace) -> None:
                       "max_abs_logit_diff": diff}))
 
 
+def bench_loss_neg(args: argparse.Namespace) -> None:
+    """The fused L_neg kernel against autograd through the reference formula."""
+    gen = torch.Generator().manual_seed(0)
+    shape = (args.peers, args.masked, args.items)
+    z = (torch.randn(shape, generator=gen) * 3).requires_grad_(True)
+    w = torch.rand(shape, generator=gen) / args.items
+
+    def fused() -> None:
+        weighted_log_one_minus_softmax(z, w).sum().backward()
+
+    def reference() -> None:
+        (-(w * log_one_minus_softmax(z)).sum(-1)).sum().backward()
+
+    diff = (weighted_log_one_minus_softmax(z, w)
+            - (-(w * log_one_minus_softmax(z)).sum(-1))).abs().max().item()
+    t_fused, t_ref = _interleaved_medians([fused, reference], args.warmup, args.repeats,
+                                          torch.device("cpu"))
+    print(f"L_neg on (T, M, C) = {shape}, threads={args.threads}: fused fwd+bwd "
+          f"{t_fused * 1e3:.0f} ms; reference {t_ref * 1e3:.0f} ms; max |diff| {diff:.2e}")
+    print(json.dumps({"bench": "peerrec_loss_neg", "shape": list(shape), "threads": args.threads,
+                      "fused_ms": round(t_fused * 1e3, 1), "reference_ms": round(t_ref * 1e3, 1),
+                      "speedup": round(t_ref / t_fused, 3), "max_abs_diff": diff}))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--peers", type=int, default=2)
@@ -109,8 +142,13 @@ def main() -> None:
     parser.add_argument("--windows", default=None,
                         help="experiment config: time length buckets on its training windows")
     parser.add_argument("--batches", type=int, default=3, help="with --windows")
+    parser.add_argument("--loss-neg", action="store_true", help="time the L_neg kernel")
+    parser.add_argument("--masked", type=int, default=2500, help="with --loss-neg: M")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if args.loss_neg:
+        bench_loss_neg(args)
+        return
     if args.windows:
         bench_windows(args)
         return

@@ -34,6 +34,7 @@ __all__ = [
     "peer_cross_entropy",
     "pseudo_peer_index",
     "true_class_log_probs",
+    "weighted_log_one_minus_softmax",
 ]
 
 
@@ -204,7 +205,63 @@ def focal_positive_loss(true_log_probs: Tensor, pseudo_true_probs: Tensor, gamma
     return -(weight * true_log_probs).mean(-1)
 
 
-def focal_negative_loss(log_one_minus_probs: Tensor, pseudo_probs: Tensor, targets: Tensor,
+class _WeightedLogOneMinusSoftmax(torch.autograd.Function):
+    """``-sum_k w_k log(1 - softmax(z)_k)`` with a closed-form backward (see the function below)."""
+
+    @staticmethod
+    def forward(ctx, logits: Tensor, weight: Tensor) -> Tensor:  # type: ignore[override]
+        top = logits.argmax(-1, keepdim=True)  # (..., 1)
+        e = (logits - logits.gather(-1, top)).exp_()  # (..., C): e_top = 1
+        total = e.sum(-1, keepdim=True)  # (..., 1), >= 1
+        others = e.scatter_(-1, top, 0.0).sum(-1, keepdim=True)  # sum over k != top
+        p = e.div_(total)  # (..., C) softmax with the top entry zeroed (<= 1/2 each)
+        q = p * (total / others.clamp_min(torch.finfo(p.dtype).tiny))  # softmax over k != top
+        log_others = others.log()
+        # Rows whose top logit leads by so much that sum_{k != top} e^(z_k - z_top) is subnormal
+        # or 0: redo their log(1 - p_top) and q exactly from the logits without the top.
+        extreme = (others < _EXTREME_SUM).squeeze(-1)  # (...,)
+        if bool(extreme.any()):
+            rows = logits[extreme].scatter(-1, top[extreme], float("-inf"))  # (R, C)
+            log_others[extreme] = (torch.logsumexp(rows, -1, keepdim=True)
+                                   - logits[extreme].gather(-1, top[extreme]))
+            q[extreme] = torch.softmax(rows, -1)
+        log1m = torch.log1p(-p).scatter_(-1, top, log_others - total.log())  # exact top
+        ctx.save_for_backward(p, q, weight, top, total)
+        return -(weight * log1m).sum(-1)
+
+    @staticmethod
+    def backward(ctx, grad_out: Tensor) -> tuple[Tensor, None]:  # type: ignore[override]
+        p, q, weight, top, total = ctx.saved_tensors
+        # dL/dz_j = r_j - p_j sum_k r_k with r_k = w_k p_k / (1 - p_k). The top entry's r can be
+        # huge (p_top -> 1) but only enters as p_j r_top = w_top p_top q_j (q = softmax over
+        # k != top) and as r_top (1 - p_top) = w_top p_top: both finite.
+        p_top = total.reciprocal()  # (..., 1)
+        w_top = weight.gather(-1, top)
+        r = weight * p / (1.0 - p)  # (..., C), 0 at top
+        r_sum = r.sum(-1, keepdim=True)
+        grad = r - p * r_sum - (w_top * p_top) * q
+        grad.scatter_(-1, top, w_top * p_top - p_top * r_sum)
+        return grad * grad_out.unsqueeze(-1), None
+
+
+_EXTREME_SUM = 1e-30  # above float32's smallest normal (1.2e-38) with room for a sum's rounding
+
+
+def weighted_log_one_minus_softmax(logits: Tensor, weight: Tensor) -> Tensor:
+    """``-sum_k weight_k log(1 - softmax(logits)_k)`` over the last dimension.
+
+    The value of ``-(weight * log_one_minus_softmax(logits)).sum(-1)`` (row maxima exact, finite
+    for any finite logits) in about a third of its time and memory traffic: one exp pass, and a
+    closed-form gradient instead of autograd through two logsumexps and three scatters.
+    ``weight`` is a constant (no gradient flows into it).
+
+    Shapes:
+        logits, weight: (..., C) with C >= 2; returns (...,).
+    """
+    return _WeightedLogOneMinusSoftmax.apply(logits, weight.detach())
+
+
+def focal_negative_loss(logits: Tensor, pseudo_probs: Tensor, targets: Tensor,
                         gamma: float, keep: Tensor | None = None) -> Tensor:
     """Eq. (9): ``L_neg = -mean_i sum_{k != *} (p~_{ik})^gamma log(1 - p_{ik})``, per peer.
 
@@ -212,7 +269,7 @@ def focal_negative_loss(log_one_minus_probs: Tensor, pseudo_probs: Tensor, targe
     the logits themselves.
 
     Args:
-        log_one_minus_probs: (T, M, C) ``log(1 - p)`` (see :func:`log_one_minus_softmax`).
+        logits: (T, M, C) each peer's scores (``p = softmax(logits)``).
         pseudo_probs: (T, M, C) the pseudo-peer's distribution ``p~`` (treated as a constant).
         targets: (M,) true items (excluded from the sum).
         gamma: deliberate-practice strength (>= 0; ``0**0`` counts as 1, as in torch.pow).
@@ -221,10 +278,12 @@ def focal_negative_loss(log_one_minus_probs: Tensor, pseudo_probs: Tensor, targe
     Returns:
         (T,).
     """
-    weight = pseudo_probs.detach().pow(gamma)  # (T, M, C)
+    weight = pseudo_probs.detach()
+    if gamma != 1.0:
+        weight = weight.pow(gamma)  # (T, M, C)
     index = targets.view(1, -1, 1).expand(weight.shape[0], -1, 1)
     weight = weight.scatter(-1, index, 0.0)  # k != *
-    per_sample = -(weight * log_one_minus_probs).sum(-1)  # (T, M)
+    per_sample = weighted_log_one_minus_softmax(logits, weight)  # (T, M)
     if keep is not None:
         per_sample = per_sample * keep
     return per_sample.mean(-1)
@@ -263,7 +322,7 @@ def deliberate_practice_loss(logits: Tensor, targets: Tensor, *, alpha: float, b
     keep = ~noise_filter_mask(true_log, beta)  # (M,)
     pseudo_true = pseudo.gather(-1, targets.view(1, -1, 1).expand(pseudo.shape[0], -1, 1))
     pos = focal_positive_loss(true_log, pseudo_true.squeeze(-1), gamma, keep)
-    neg = focal_negative_loss(log_one_minus_softmax(logits), pseudo, targets, gamma, keep)
+    neg = focal_negative_loss(logits, pseudo, targets, gamma, keep)
     total = alpha * ce + (1.0 - alpha) * (pos + neg)
     return PeerLosses(total, {"ce": ce, "pos": pos, "neg": neg},
                       filtered=int(keep.numel() - int(keep.sum())))

@@ -17,6 +17,7 @@ from mmseq.losses.peer import (
     mutual_distillation_loss,
     noise_filter_mask,
     pseudo_peer_index,
+    weighted_log_one_minus_softmax,
 )
 
 P0 = [0.7, 0.2, 0.1]  # peer 0 on sample A
@@ -118,9 +119,9 @@ def test_focal_weights() -> None:
     torch.testing.assert_close(focal_positive_loss(log_p, pseudo, 2.0, keep),
                                torch.tensor([0.5625 * math.log(2) / 2]))
     # negatives: pseudo p~ = [.6, .3, .1], target 0 -> weights .3^2, .1^2 on log(1 - p_k)
-    log1m = torch.log1p(-torch.tensor([[[0.5, 0.4, 0.1]]]))
+    logits = torch.tensor([[[0.5, 0.4, 0.1]]]).log()  # softmax = [.5, .4, .1]
     pseudo_full = torch.tensor([[[0.6, 0.3, 0.1]]])
-    neg = focal_negative_loss(log1m, pseudo_full, torch.tensor([0]), 2.0)
+    neg = focal_negative_loss(logits, pseudo_full, torch.tensor([0]), 2.0)
     torch.testing.assert_close(neg, torch.tensor([-(0.09 * math.log(0.6) + 0.01 * math.log(0.9))]))
 
 
@@ -141,6 +142,39 @@ def test_log_one_minus_softmax_is_exact_and_finite_at_the_extremes() -> None:
     assert out[0, 0].item() == pytest.approx(math.log(2) - 100, abs=1e-4)
     out.sum().backward()
     assert torch.isfinite(extreme.grad).all()
+
+
+def test_weighted_log_one_minus_softmax_equals_autograd_through_the_reference() -> None:
+    g = torch.Generator().manual_seed(0)
+    z = (torch.randn(2, 5, 7, generator=g, dtype=torch.float64) * 3)
+    z[0, 0] = torch.tensor([40.0, 0, 0, 0, 0, 0, -3], dtype=torch.float64)  # p_top ~ 1
+    z[1, 1, 2] = z[1, 1, 5]  # tied maxima
+    w = torch.rand(2, 5, 7, generator=g, dtype=torch.float64)
+    fused_z = z.clone().requires_grad_(True)
+    ref_z = z.clone().requires_grad_(True)
+    fused = weighted_log_one_minus_softmax(fused_z, w)
+    ref = -(w * log_one_minus_softmax(ref_z)).sum(-1)
+    torch.testing.assert_close(fused, ref, rtol=1e-12, atol=1e-12)
+    upstream = torch.rand(2, 5, generator=g, dtype=torch.float64)
+    (fused * upstream).sum().backward()
+    (ref * upstream).sum().backward()
+    torch.testing.assert_close(fused_z.grad, ref_z.grad, rtol=1e-9, atol=1e-12)
+    assert torch.autograd.gradcheck(lambda x: weighted_log_one_minus_softmax(x, w[:, 1:]),
+                                    (z[:, 1:].clone().requires_grad_(True),))
+    # float32 at p_top -> 1 (logits [100, 0, 0]): finite value and gradient
+    extreme = torch.tensor([[100.0, 0.0, 0.0]], requires_grad=True)
+    out = weighted_log_one_minus_softmax(extreme, torch.ones(1, 3))
+    assert out.item() == pytest.approx(-(math.log(2) - 100), abs=1e-3)
+    out.backward()
+    ref = extreme.detach().double().requires_grad_(True)  # float64 reference: exact there
+    (-log_one_minus_softmax(ref).sum()).backward()
+    torch.testing.assert_close(extreme.grad.double(), ref.grad, rtol=0, atol=1e-6)
+    # a lead of 120 (sum of the others' e^(z - z_top) is 0 in float32): still exact
+    far = torch.tensor([[120.0, 0.0, -1.0]], requires_grad=True)
+    weighted_log_one_minus_softmax(far, torch.ones(1, 3)).backward()
+    ref = far.detach().double().requires_grad_(True)
+    (-log_one_minus_softmax(ref).sum()).backward()
+    torch.testing.assert_close(far.grad.double(), ref.grad, rtol=0, atol=1e-6)
 
 
 def test_stage2_loss_by_hand_on_three_items() -> None:
