@@ -10,6 +10,11 @@ the real stage's output, so nearly the same cost (the real k is larger, and the 
 convolution is a small share of an epoch). Both models use batch 1024, Adam lr 1e-3, their
 default configs; one warm-up epoch, then the median of ``--epochs`` epochs, the two models' epochs
 interleaved. The last line is one JSON object.
+
+    python scripts/bench_sdmtmp.py --config configs/experiments/sdmtmp_musical_instruments.yaml
+
+uses instead that experiment's data, split and REAL graph bundle (the topic stage's topics; run
+``scripts/build_graphs.py --config ...`` first).
 """
 
 from __future__ import annotations
@@ -25,7 +30,8 @@ import scipy.sparse as sp
 import torch
 
 from graphs.compose import build_all
-from mmseq.config import DataConfig
+from mmseq.config import DataConfig, load_experiment
+from mmseq.data.graph_bundle import GraphBundle
 from mmseq.data.inputs import build_model_inputs
 from mmseq.data.load import load_dataset
 from mmseq.data.schema import Interactions, TopicAssignments
@@ -33,6 +39,7 @@ from mmseq.data.split import split_interactions
 from mmseq.models import MODELS, Recommender
 from mmseq.models.base import ModelInputs
 from mmseq.seed import make_generator, seed_everything
+from mmseq.train.experiment import graph_bundle_file, prepare_data
 
 REPO = Path(__file__).resolve().parents[1]
 MI = (REPO.parent / "shared" / "data" / "amazon2014-musical-instruments-5core"
@@ -81,12 +88,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--data", default=str(MI))
+    parser.add_argument("--config", default=None,
+                        help="experiment config: its data and built graph bundle (real topics)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     seed_everything(0)
-    data = load_dataset(DataConfig(path=args.data, format="amazon", kcore=5), Path(args.data))
-    fit = split_interactions(data, "ratio-80-20").fit
-    bundle = build_all(SPECS, fit, topics=keyword_topics(fit), cache_dir=None)
+    if args.config:
+        cfg = load_experiment(args.config)
+        split = prepare_data(cfg).split
+        fit = split.fit
+        path = graph_bundle_file(cfg, split)
+        if not path.is_file():
+            raise SystemExit(f"No graph bundle at {path}: run scripts/build_graphs.py "
+                             f"--config {args.config} first")
+        bundle = GraphBundle.load(path)
+    else:
+        data = load_dataset(DataConfig(path=args.data, format="amazon", kcore=5), Path(args.data))
+        fit = split_interactions(data, "ratio-80-20").fit
+        bundle = build_all(SPECS, fit, topics=keyword_topics(fit), cache_dir=None)
     inputs = build_model_inputs(fit, max_len=50, graphs=dict(bundle.parts)).to(args.device)
     runs = {}
     for name in ("lightgcn", "sdmtmp"):
@@ -106,7 +125,8 @@ def main(argv: list[str] | None = None) -> int:
               flush=True)
     result["ratio"] = round(float(result["sdmtmp_s_per_epoch"]) /
                             float(result["lightgcn_s_per_epoch"]), 3)
-    result.update(fit_rows=len(fit), users=fit.num_users, items=fit.num_items,
+    topics = bundle["user_topic_hypergraph"].shape[1]
+    result.update(fit_rows=len(fit), users=fit.num_users, items=fit.num_items, topics=topics,
                   threads=args.threads, device=args.device)
     print(json.dumps({"sdmtmp_s_per_epoch": result.pop("sdmtmp_s_per_epoch"),
                       "lightgcn_s_per_epoch": result.pop("lightgcn_s_per_epoch"),
