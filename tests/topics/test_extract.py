@@ -118,3 +118,29 @@ def test_no_review_text_names_the_data_set(toy) -> None:
     no_text = dataclasses.replace(toy, review=None)
     with pytest.raises(DataError, match="toy has no review text"):
         extract_topics(no_text, CFG, encoder=KeywordEncoder(), progress=False)
+
+
+def test_topic_model_fits_with_one_thread_whatever_the_machine(toy, pca) -> None:
+    """UMAP/pynndescent/HDBSCAN reductions depend on the thread count (MI gave 172 topics with 2
+    threads and 168 with 1), so the fit runs with one BLAS/OpenMP and one numba thread."""
+    import numba
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    seen: list[tuple[list[int], int]] = []
+
+    class Spy:
+        def fit(self, x, y=None):
+            seen.append(([p["num_threads"] for p in threadpool_info()], numba.get_num_threads()))
+            pca.fit(x)
+            return self
+
+        def transform(self, x):
+            return pca.transform(x)
+
+    before = numba.get_num_threads()
+    with threadpool_limits(limits=2):  # as on a 2-core machine
+        extract_topics(toy, CFG, encoder=KeywordEncoder(), reducer=Spy(), progress=False)
+        after = [p["num_threads"] for p in threadpool_info()]
+    (blas, numba_threads), = seen
+    assert blas and set(blas) == {1} and numba_threads == 1
+    assert set(after) == {2} and numba.get_num_threads() == before  # restored
