@@ -172,8 +172,9 @@ def _mean_std(values: list[float]) -> str:
     if not values:
         return "–"
     mean = statistics.fmean(values)
-    std = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{mean:.4f} ± {std:.4f}"
+    if len(values) == 1:  # one seed: no spread to report (a "± 0" would claim one)
+        return f"{mean:.4f}"
+    return f"{mean:.4f} ± {statistics.stdev(values):.4f}"
 
 
 #: Companion result files written by separate ``--out`` runs (file name -> section heading).
@@ -203,7 +204,7 @@ def to_markdown(tables: list[dict], seeds: list[int], total_s: float, out_name: 
             f"## {t['caption']}",
             "",
             f"Config `{t['config']}`; budget: at most {t['epochs_cap']} epochs, early stopping "
-            f"patience {t['patience']} evaluations.",
+            f"patience {t['patience']} evaluations; seeds {t['seeds']}.",
             "",
         ]
         header = ["model", *t["columns"], "epochs (chosen/run)", "s/run"]
