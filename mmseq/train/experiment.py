@@ -21,7 +21,7 @@ from mmseq.config import ExperimentConfig, from_dict, resolve_data_path, to_dict
 from mmseq.data.graph_bundle import GraphBundle, GraphPart, bundle_path
 from mmseq.data.inputs import build_model_inputs
 from mmseq.data.load import load_dataset
-from mmseq.data.schema import Interactions
+from mmseq.data.schema import Interactions, settings_hash
 from mmseq.data.split import Split, split_interactions
 from mmseq.errors import ArtifactError
 from mmseq.eval.protocol import evaluate, make_eval_task
@@ -120,6 +120,14 @@ def make_inputs(
     return fit_inputs, test_inputs
 
 
+def checkpoint_key(cfg: ExperimentConfig) -> str:
+    """What a run's checkpoint belongs to: everything but the trainer settings (so that a resumed
+    run may, say, get more epochs), hashed."""
+    plain = to_dict(cfg)
+    plain.pop("train", None)
+    return settings_hash(plain)
+
+
 def run_name(cfg: ExperimentConfig, data_hash: str) -> str:
     return f"{cfg.model.name}-{cfg.split.protocol}-{data_hash[:8]}-seed{cfg.seed}"
 
@@ -163,6 +171,7 @@ def run_experiment(
         cfg=cfg.train,
         seed=cfg.seed,
         checkpoint_dir=run_dir / "checkpoints" if resume else None,
+        checkpoint_key=checkpoint_key(cfg),
     )
     fit_seconds = time.perf_counter() - start
     device = next((p.device for p in model.parameters()), resolve_device(cfg.train.device))

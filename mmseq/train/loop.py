@@ -95,6 +95,7 @@ def fit(
     cfg: TrainConfig,
     seed: int,
     checkpoint_dir: Path | None = None,
+    checkpoint_key: str = "",
     callbacks: Sequence[Callback] = (),
     evaluate_fn: EvaluateFn | None = None,
 ) -> FitResult:
@@ -109,6 +110,9 @@ def fit(
         seed: seeds the global RNGs and the sampling generator.
         checkpoint_dir: if set, a checkpoint is written there after each epoch and an existing
             one is resumed from.
+        checkpoint_key: what the checkpoint belongs to (run_experiment: a hash of the model,
+            data, split and seed); an existing checkpoint with another key is refused, never
+            loaded into a model it was not trained as.
         callbacks: observers of the loop (a :class:`LoggingCallback` always runs first).
         evaluate_fn: stand-in for ``mmseq.eval.protocol.evaluate`` (same signature).
 
@@ -148,6 +152,12 @@ def fit(
     stopped_early, start_epoch = False, 1
 
     state = load_checkpoint(checkpoint_dir) if checkpoint_dir is not None else None
+    if state is not None and state.get("key", "") != checkpoint_key:
+        raise ConfigError(
+            f"{checkpoint_path(checkpoint_dir)} belongs to another experiment (checkpoint key "
+            f"{state.get('key') or 'none'!r}, this run {checkpoint_key or 'none'!r}): give this "
+            "run its own directory (mmseq train --run-dir DIR), or start over (--no-resume)"
+        )
     if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
@@ -183,6 +193,7 @@ def fit(
                 "early_stopping": early.state_dict(), "history": history,
                 "best_state": best_state, "best_metrics": best_metrics,
                 "stopped_early": stopped_early, "rng": capture_rng_state(generator),
+                "key": checkpoint_key,
             })
         for cb in callbacks:
             cb.on_epoch_end(epoch, logs)

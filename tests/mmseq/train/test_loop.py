@@ -23,6 +23,8 @@ from mmseq.train.callbacks import Callback, EarlyStopping
 from mmseq.train.checkpoint import capture_rng_state, load_checkpoint, restore_rng_state
 from mmseq.train.loop import fit
 
+REPO = Path(__file__).resolve().parents[3]
+
 
 def _data(num_users: int = 24, num_items: int = 30, per_user: int = 7) -> Interactions:
     """User u takes random items of cluster u % 3 (a third of the items), in random order."""
@@ -109,6 +111,26 @@ def test_resume_after_interruption_matches_uninterrupted_run(name: str, setup,
     # A finished run resumes to the same result without training again.
     _, again = _run(name, setup, init_seed=7, checkpoint_dir=tmp_path)
     assert again.best_metrics == full.best_metrics and len(again.history) == 5
+
+
+def test_a_checkpoint_of_another_experiment_is_refused_by_name(setup, tmp_path: Path) -> None:
+    # Two configs that share a run directory (same model name, data and seed, other params) must
+    # not resume from each other: a clear error, not a state_dict shape mismatch.
+    _run("bprmf", setup, checkpoint_dir=tmp_path, checkpoint_key="experiment-a")
+    with pytest.raises(ConfigError, match=r"belongs to another experiment.*--run-dir.*--no-resume"):
+        _run("bprmf", setup, checkpoint_dir=tmp_path, checkpoint_key="experiment-b")
+    _, again = _run("bprmf", setup, checkpoint_dir=tmp_path, checkpoint_key="experiment-a")
+    assert len(again.history) == 5  # its own key resumes (here: the finished run)
+
+
+def test_run_experiment_keys_checkpoints_by_everything_but_the_trainer() -> None:
+    from mmseq.config import load_experiment
+    from mmseq.train.experiment import checkpoint_key
+
+    path = REPO / "configs" / "experiments" / "demo.yaml"
+    base = checkpoint_key(load_experiment(path))
+    assert checkpoint_key(load_experiment(path, ["train.epochs=99"])) == base
+    assert checkpoint_key(load_experiment(path, ["seed=3"])) != base
 
 
 def test_early_stopping_restores_best_weights(setup) -> None:
