@@ -2,11 +2,12 @@
 
 Modules: :mod:`.config` (frozen configs), :mod:`.periods` (periods by global time),
 :mod:`.samples` (next-item samples as table rows; pseudo-user inputs), :mod:`.exemplars` (budget
-split and herding), :mod:`.ader` (lambda_t, KD, the period training loop, evaluation),
+split and herding), :mod:`.ader` (lambda_t, period training through the shared trainer, evaluation),
+:mod:`.distillation` (the KD term), :mod:`.period_model` (a period as a Recommender),
 :mod:`.strategies` (``STRATEGIES`` registry, :func:`run_comparison`), :mod:`.report` (tables).
 """
 
-from mmseq.continual.ader import ader_lambda, distillation_loss, evaluate_samples, train_on_samples
+from mmseq.continual.ader import ader_lambda, evaluate_samples, train_on_samples
 from mmseq.continual.config import (
     ADERConfig,
     ContinualConfig,
@@ -14,13 +15,16 @@ from mmseq.continual.config import (
     PeriodTrainConfig,
     load_continual_config,
 )
+from mmseq.continual.distillation import Distillation, distillation_loss
 from mmseq.continual.exemplars import herding_select, select_exemplars, split_budget
+from mmseq.continual.period_model import PeriodModel
 from mmseq.continual.periods import Periods, assign_periods, seen_items
 from mmseq.continual.samples import SequenceTable, predict_logits
 from mmseq.continual.strategies import STRATEGIES, ComparisonResult, run_comparison
 
 __all__ = [
-    "ADERConfig", "ComparisonResult", "ContinualConfig", "PeriodConfig", "PeriodTrainConfig",
+    "ADERConfig", "ComparisonResult", "ContinualConfig", "Distillation", "PeriodConfig",
+    "PeriodModel", "PeriodTrainConfig",
     "Periods", "STRATEGIES", "SequenceTable", "ader_lambda", "assign_periods", "distillation_loss",
     "evaluate_samples", "herding_select", "load_continual_config", "predict_logits",
     "run_comparison", "seen_items", "select_exemplars", "split_budget", "train_on_samples",

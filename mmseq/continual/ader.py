@@ -10,10 +10,10 @@ model of period t-1 is updated with
 
 where both softmaxes run over the items seen up to t-1 only, and the CE softmax over the items
 seen up to t (ADER grows its output layer with the item set; we mask the logits of items not yet
-seen instead, so any model with a fixed item space fits). The loop below trains ANY sequential
-model of ``mmseq.models.MODELS`` through ``score_all`` on pseudo-user inputs
-(:mod:`mmseq.continual.samples`); ``mmseq.train.loop.fit`` is not used because it cannot add a
-term computed from a second (frozen) model on a second sample set.
+seen instead, so any model with a fixed item space fits). Any sequential model of
+``mmseq.models.MODELS`` trains through ``score_all`` on pseudo-user inputs
+(:mod:`mmseq.continual.samples`), wrapped as a :class:`~mmseq.continual.period_model.PeriodModel`
+that the shared trainer drives: one training loop for every model and strategy.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -29,13 +28,13 @@ from torch import Tensor, nn
 
 from mmseq.config import TrainConfig
 from mmseq.continual.config import PeriodTrainConfig
+from mmseq.continual.distillation import Distillation
+from mmseq.continual.period_model import PeriodModel
 from mmseq.continual.samples import SequenceTable
 from mmseq.errors import DataError, TrainingError
 from mmseq.eval.protocol import EvalTask, evaluate
-from mmseq.losses.contrastive import kl_divergence
-from mmseq.losses.ranking import cross_entropy_over_items
 from mmseq.models.base import Recommender
-from mmseq.train.optim import build_optimizer
+from mmseq.train.loop import fit
 
 log = logging.getLogger(__name__)
 
@@ -75,42 +74,6 @@ def ader_lambda(
     return lambda_base * math.sqrt(ratio)
 
 
-def distillation_loss(teacher_logits: Tensor, student_logits: Tensor, previous_items: Tensor, *,
-                      tau: float = 1.0) -> Tensor:
-    """KL between the previous and the current model's softmax over the previously seen items.
-
-    Args:
-        teacher_logits: (B, num_items) logits of the model of period t-1 (no gradient).
-        student_logits: (B, num_items) logits of the model being trained.
-        previous_items: (P,) int64 the items of I_{t-1}; other columns are ignored.
-        tau: softmax temperature of both sides (default: 1.0).
-
-    Returns:
-        A scalar, the mean over the B rows.
-    """
-    return kl_divergence(teacher_logits.index_select(1, previous_items),
-                         student_logits.index_select(1, previous_items), tau=tau)
-
-
-@dataclass(frozen=True, eq=False)
-class Distillation:
-    """The KD side of an ADER update.
-
-    Attributes:
-        rows: (E,) exemplar sample rows (E_{t-1}).
-        teacher_logits: (E, num_items) logits of the period t-1 model on them.
-        previous_items: (P,) int64 I_{t-1}.
-        weight: lambda_t.
-        tau: temperature.
-    """
-
-    rows: Tensor
-    teacher_logits: Tensor
-    previous_items: Tensor
-    weight: float
-    tau: float = 1.0
-
-
 def train_on_samples(
     model: Recommender,
     table: SequenceTable,
@@ -124,9 +87,11 @@ def train_on_samples(
 ) -> list[dict[str, float]]:
     """Train ``model`` in place for ``cfg.epochs`` passes over the samples ``rows``.
 
-    Each step scores a shuffled batch through ``model.score_all`` (pseudo-user inputs), takes the
-    cross-entropy over the items in ``seen_items`` and, with ``distillation``, adds
-    ``weight * distillation_loss`` over the batch rows that are exemplars.
+    The shared trainer (``mmseq.train.loop.fit``, fixed budget, no validation) drives a
+    :class:`~mmseq.continual.period_model.PeriodModel`: each step scores a shuffled batch through
+    ``model.score_all`` (pseudo-user inputs), takes the cross-entropy over the items in
+    ``seen_items`` and, with ``distillation``, adds ``weight * distillation_loss`` over the batch
+    rows that are exemplars. The global RNGs are not reseeded (the caller seeds them).
 
     Args:
         model: a sequential recommender on the table's device.
@@ -146,49 +111,20 @@ def train_on_samples(
     """
     if rows.numel() == 0:
         raise TrainingError(f"{where}: no training samples (every row lacks a context)")
-    optimizer = build_optimizer(model, TrainConfig(lr=cfg.lr, weight_decay=cfg.weight_decay))
-    unseen = ~seen_items
-    slot = None
-    if distillation is not None:
-        slot = torch.full((len(table),), -1, dtype=torch.long, device=rows.device)
-        slot[distillation.rows] = torch.arange(distillation.rows.numel(), device=rows.device)
-    model.train()
-    history = []
-    for epoch in range(1, cfg.epochs + 1):  # a loop over epochs, then batches
-        order = torch.randperm(rows.numel(), generator=generator, device=generator.device)
-        shuffled = rows[order.to(rows.device)]
-        sums = torch.zeros(3, dtype=torch.float64, device=rows.device)
-        steps = 0
-        for start in range(0, shuffled.numel(), cfg.batch_size):
-            batch = shuffled[start : start + cfg.batch_size]
-            inputs = table.model_inputs(batch, cfg.max_len)
-            logits = model.score_all(torch.arange(batch.numel(), device=batch.device), inputs)
-            ce = cross_entropy_over_items(logits.masked_fill(unseen, float("-inf")),
-                                          table.targets(batch))
-            kd = torch.zeros((), device=logits.device)
-            if distillation is not None and slot is not None:
-                position = slot[batch]  # (B,) exemplar index or -1
-                is_exemplar = position >= 0
-                if bool(is_exemplar.any()):
-                    kd = distillation_loss(distillation.teacher_logits[position[is_exemplar]],
-                                           logits[is_exemplar], distillation.previous_items,
-                                           tau=distillation.tau)
-            total = ce + (distillation.weight * kd if distillation is not None else 0.0)
-            if not bool(torch.isfinite(total)):
-                raise TrainingError(
-                    f"{where}: non-finite loss at epoch {epoch}, step {steps} "
-                    f"(ce={float(ce)}, kd={float(kd)})"
-                )
-            optimizer.zero_grad(set_to_none=True)
-            total.backward()
-            if cfg.grad_clip > 0:
-                nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            optimizer.step()
-            sums += torch.stack([ce.detach(), kd.detach(), total.detach()]).to(sums)
-            steps += 1
-        means = (sums / steps).tolist()
-        history.append({"epoch": epoch, "ce": means[0], "kd": means[1], "total": means[2]})
-        log.info("%s epoch %d: ce %.4f kd %.4f", where, epoch, means[0], means[1])
+    period = PeriodModel(model, table, rows, seen_items=seen_items, max_len=cfg.max_len,
+                         distillation=distillation)
+    trainer = TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr,
+                          weight_decay=cfg.weight_decay, grad_clip=cfg.grad_clip,
+                          device=str(rows.device), progress=False)
+    try:
+        result = fit(period, train_inputs=period.empty_inputs(), valid_inputs=None,
+                     valid_task=None, cfg=trainer, seed=None, generator=generator)
+    except TrainingError as exc:
+        raise TrainingError(f"{where}: {exc}") from None
+    history = [{"epoch": row["epoch"], **{k: row["loss"][k] for k in ("ce", "kd", "total")}}
+               for row in result.history]
+    for row in history:
+        log.info("%s epoch %d: ce %.4f kd %.4f", where, row["epoch"], row["ce"], row["kd"])
     return history
 
 

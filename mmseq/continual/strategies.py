@@ -27,13 +27,9 @@ import torch
 from torch import Tensor
 
 from mmseq.config import from_dict, to_dict
-from mmseq.continual.ader import (
-    Distillation,
-    ader_lambda,
-    evaluate_samples,
-    train_on_samples,
-)
+from mmseq.continual.ader import ader_lambda, evaluate_samples, train_on_samples
 from mmseq.continual.config import ContinualConfig
+from mmseq.continual.distillation import Distillation
 from mmseq.continual.exemplars import select_exemplars
 from mmseq.continual.periods import Periods, assign_periods, seen_items
 from mmseq.continual.samples import SequenceTable, predict_logits

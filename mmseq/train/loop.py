@@ -90,24 +90,30 @@ def fit(
     model: Recommender,
     *,
     train_inputs: ModelInputs,
-    valid_inputs: ModelInputs,
+    valid_inputs: ModelInputs | None,
     valid_task: Any,
     cfg: TrainConfig,
-    seed: int,
+    seed: int | None,
     checkpoint_dir: Path | None = None,
     checkpoint_key: str = "",
     callbacks: Sequence[Callback] = (),
     evaluate_fn: EvaluateFn | None = None,
+    generator: torch.Generator | None = None,
 ) -> FitResult:
     """Train ``model`` on ``train_inputs`` and keep the weights best on validation.
 
+    Without a validation task (``valid_task=None``) it trains exactly ``cfg.epochs`` epochs and
+    keeps the last weights (a fixed budget, as the continual strategies train each period).
+
     Args:
-        model: any registered recommender.
+        model: any registered recommender (or a wrapper such as the continual period model).
         train_inputs: inputs the model trains on (the fit part of the split).
-        valid_inputs: inputs used as history when validating.
-        valid_task: the validation task (``mmseq.eval.protocol.make_eval_task(split, "valid")``).
+        valid_inputs: inputs used as history when validating (None without ``valid_task``).
+        valid_task: the validation task (``mmseq.eval.protocol.make_eval_task(split, "valid")``),
+            or None for a fixed budget without validation.
         cfg: trainer settings (epochs, batch size, lr, patience, monitor, device, ...).
-        seed: seeds the global RNGs and the sampling generator.
+        seed: seeds the global RNGs and the sampling generator; None leaves the global RNGs as
+            they are (the caller seeded them) and needs ``generator``.
         checkpoint_dir: if set, a checkpoint is written there after each epoch and an existing
             one is resumed from.
         checkpoint_key: what the checkpoint belongs to (run_experiment: a hash of the model,
@@ -115,6 +121,7 @@ def fit(
             loaded into a model it was not trained as.
         callbacks: observers of the loop (a :class:`LoggingCallback` always runs first).
         evaluate_fn: stand-in for ``mmseq.eval.protocol.evaluate`` (same signature).
+        generator: the sampling generator (on the training device); default: seeded by ``seed``.
 
     Raises:
         TrainingError: on a non-finite loss (naming epoch, step and terms); the last checkpoint
@@ -124,14 +131,24 @@ def fit(
     callbacks = [LoggingCallback(), *callbacks]
     if cfg.eval_every < 1:
         raise ConfigError(f"Expected 'train.eval_every' >= 1 (got {cfg.eval_every})")
+    validating = valid_task is not None
+    if validating and valid_inputs is None:
+        raise ConfigError("fit: a validation task needs valid_inputs (got None)")
+    if seed is None and generator is None:
+        raise ConfigError("fit: without a seed, give the sampling generator")
     device = resolve_device(cfg.device)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    seed_everything(seed)
+    if seed is not None:
+        seed_everything(seed)
     model.to(device)
-    train_inputs, valid_inputs = train_inputs.to(device), valid_inputs.to(device)
+    train_inputs = train_inputs.to(device)
+    valid_inputs = valid_inputs.to(device) if valid_inputs is not None else None
 
     if not model.trainable:
+        if not validating:
+            raise ConfigError(f"{type(model).__name__} is fitted in closed form: it needs a "
+                              "validation task to report on")
         start = time.perf_counter()
         model.fit_closed_form(train_inputs)
         metrics = _validate(evaluate, model, valid_inputs, valid_task, cfg)
@@ -144,7 +161,8 @@ def fit(
         return result
 
     optimizer = build_optimizer(model, cfg)
-    generator = make_generator(seed, device)
+    if generator is None:
+        generator = make_generator(seed, device)
     early = EarlyStopping(cfg.patience)
     history: list[dict[str, Any]] = []
     best_state = _snapshot(model)
@@ -179,7 +197,7 @@ def fit(
         logs: dict[str, Any] = {"epoch": epoch, "loss": losses}
         if cfg.lr_schedule != "constant":
             logs["lr"] = lr
-        if epoch % cfg.eval_every == 0 or epoch == cfg.epochs:
+        if validating and (epoch % cfg.eval_every == 0 or epoch == cfg.epochs):
             metrics = _validate(evaluate, model, valid_inputs, valid_task, cfg)
             logs["valid"] = metrics
             if early.update(metrics[cfg.monitor], epoch):
@@ -199,6 +217,11 @@ def fit(
             cb.on_epoch_end(epoch, logs)
         epoch += 1
 
+    if not validating:  # a fixed budget: the last weights are the result
+        result = FitResult(len(history) and history[-1]["epoch"], {}, history, False)
+        for cb in callbacks:
+            cb.on_fit_end(result)
+        return result
     model.load_state_dict(best_state)
     if not best_metrics:  # no validation happened (epochs == 0): score the initial weights
         best_metrics = _validate(evaluate, model, valid_inputs, valid_task, cfg)

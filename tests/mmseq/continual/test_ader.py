@@ -12,14 +12,9 @@ import torch
 from continual_helpers import cyclic_interactions, table
 from torch import Tensor, nn
 
-from mmseq.continual.ader import (
-    Distillation,
-    ader_lambda,
-    distillation_loss,
-    evaluate_samples,
-    train_on_samples,
-)
+from mmseq.continual.ader import ader_lambda, evaluate_samples, train_on_samples
 from mmseq.continual.config import PeriodTrainConfig
+from mmseq.continual.distillation import Distillation, distillation_loss
 from mmseq.continual.samples import SequenceTable, predict_logits
 from mmseq.losses.contrastive import kl_divergence
 from mmseq.models.base import LossOutput, ModelInputs, Recommender
