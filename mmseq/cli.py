@@ -1,4 +1,4 @@
-"""``python -m mmseq`` / ``mmseq``: train, evaluate, inspect data, list models.
+"""``python -m mmseq`` / ``mmseq``: train, evaluate, recommend, report, inspect data.
 
 Errors that mmseq raises on purpose (bad data, bad config, missing artifacts) end the command with
 one line on stderr and exit status 2, never a traceback; ``--debug`` shows the traceback.
@@ -87,6 +87,51 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_recommend(args: argparse.Namespace) -> int:
+    from mmseq.errors import ConfigError
+    from mmseq.recommend import load_run
+
+    if args.all == bool(args.user):
+        raise ConfigError("Give either --user U (repeatable) or --all --out FILE")
+    if args.all and not args.out:
+        raise ConfigError("--all needs --out FILE.parquet or FILE.csv")
+    if args.out:
+        from mmseq.export import export_format
+
+        export_format(args.out)  # a bad suffix fails before the run is loaded
+    run = load_run(args.run, device=args.device)
+    if args.all:
+        from mmseq.export import write_recommendations
+
+        rows = write_recommendations(
+            run, args.out, k=args.k, exclude=args.exclude, batch_size=args.batch_size
+        )
+        print(f"{rows} recommendations for {len(run.user_ids)} users written to {args.out}")
+        return 0
+    recs = run.recommend(args.user, args.k, exclude=args.exclude)
+    payload = []
+    for user in recs.users:
+        items = []
+        for rank, (item, score) in enumerate(recs.for_user(user), 1):
+            entry: dict = {"rank": rank, "item": item, "score": score}
+            if args.explain:
+                entry["explanation"] = run.explain(user, item, top=args.topics).to_dict()
+            items.append(entry)
+        payload.append({"user": str(user), "items": items})
+    if args.json:
+        print(json.dumps(payload, indent=2))
+        return 0
+    for entry in payload:
+        print(f"user {entry['user']}: top {len(entry['items'])} (history excluded: {args.exclude})")
+        for rec in entry["items"]:
+            line = f"{rec['rank']:>4}. {rec['item']}  {rec['score']:.4f}"
+            if args.explain:
+                links = rec["explanation"]["links"]
+                line += "  topics: " + (", ".join(link["label"] for link in links) or "none shared")
+            print(line)
+    return 0
+
+
 def _fmt(metrics: dict) -> str:
     return "  ".join(f"{k}={v:.4f}" for k, v in sorted(metrics.items()) if isinstance(v, float))
 
@@ -139,6 +184,30 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--top", type=int, default=10, help="links shown (0 = all)")
     explain.add_argument("--json", action="store_true")
     explain.set_defaults(func=_cmd_explain)
+
+    rec = sub.add_parser("recommend", help="top-k items of a trained run for users")
+    rec.add_argument("--run", required=True, help="run directory written by 'mmseq train'")
+    rec.add_argument("--user", action="append", default=[], help="raw user id (repeatable)")
+    rec.add_argument("--all", action="store_true", help="every user (needs --out)")
+    rec.add_argument("--out", help="with --all: FILE.parquet or FILE.csv (user, rank, item, score)")
+    rec.add_argument("-k", type=int, default=10, help="items per user (default: 10)")
+    rec.add_argument(
+        "--exclude",
+        choices=["all", "eval"],
+        default="all",
+        help="items not recommended: all the user's known items (default), or the "
+        "test stage's history as evaluation masks it",
+    )
+    rec.add_argument(
+        "--explain",
+        action="store_true",
+        help="the review topics that connect each user and item (topic models)",
+    )
+    rec.add_argument("--topics", type=int, default=3, help="topics shown per item with --explain")
+    rec.add_argument("--batch-size", type=int, default=None, help="users per scoring batch")
+    rec.add_argument("--device", default=None, help="override the run's train.device")
+    rec.add_argument("--json", action="store_true")
+    rec.set_defaults(func=_cmd_recommend)
 
     models = sub.add_parser("models", help="list the registered models")
     models.set_defaults(func=_cmd_models)
