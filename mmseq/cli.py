@@ -132,6 +132,19 @@ def _cmd_recommend(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_report(args: argparse.Namespace) -> int:
+    from mmseq.report.build import write_report
+
+    report = write_report(args.run, args.out, users=args.users, k=args.k)
+    print(
+        f"report: {report.html} ({len(report.figures)} figures in "
+        f"{report.html.with_name(report.html.stem + '_figures')})"
+    )
+    for note in report.notes:
+        print(f"note: {note}")
+    return 0
+
+
 def _fmt(metrics: dict) -> str:
     return "  ".join(f"{k}={v:.4f}" for k, v in sorted(metrics.items()) if isinstance(v, float))
 
@@ -208,6 +221,13 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--device", default=None, help="override the run's train.device")
     rec.add_argument("--json", action="store_true")
     rec.set_defaults(func=_cmd_recommend)
+
+    rep = sub.add_parser("report", help="one self-contained HTML report of a trained run")
+    rep.add_argument("--run", required=True, help="run directory written by 'mmseq train'")
+    rep.add_argument("--out", help="HTML path (default: <run>/report.html)")
+    rep.add_argument("--users", type=int, default=3, help="users whose recommendations are shown")
+    rep.add_argument("-k", type=int, default=5, help="recommendations per user")
+    rep.set_defaults(func=_cmd_report)
 
     models = sub.add_parser("models", help="list the registered models")
     models.set_defaults(func=_cmd_models)

@@ -165,6 +165,11 @@ class TrainedRun:
         return dict(self.results.get("metrics") or {})
 
     @property
+    def split(self) -> Any:
+        """The run's :class:`~mmseq.data.split.Split` (loaded again from its config)."""
+        return self._run.prepared.split
+
+    @property
     def model(self) -> torch.nn.Module:
         return self._run.model
 
@@ -265,7 +270,8 @@ class TrainedRun:
                 model.end_eval()
         return np.concatenate(out) if out else np.empty((0, len(dense_items)), dtype=np.float32)
 
-    def _graph_parts(self) -> Any:
+    def graph_parts(self) -> dict[str, Any]:
+        """Every part of the run's graph bundle (the model's parts when no bundle file exists)."""
         if self._bundle is None:
             parts = dict(self._run.parts)
             path = graph_bundle_file(self.config, self._run.prepared.split)
@@ -292,7 +298,7 @@ class TrainedRun:
         """
         u = int(lookup_ids(self.user_ids, user, "user")[0])
         i = int(lookup_ids(self.item_ids, item, "item")[0])
-        parts = self._graph_parts()
+        parts = self.graph_parts()
         affinity_fn = getattr(self._run.model, "topic_affinity", None)
         affinity = None
         if callable(affinity_fn) and {"user_topic_hypergraph", "item_topic_hypergraph"} <= set(
@@ -319,7 +325,7 @@ class TrainedRun:
     @property
     def has_topics(self) -> bool:
         """True when the run's bundle holds both topic hypergraphs (``explain`` works)."""
-        return {"user_topic_hypergraph", "item_topic_hypergraph"} <= set(self._graph_parts())
+        return {"user_topic_hypergraph", "item_topic_hypergraph"} <= set(self.graph_parts())
 
 
 def load_run(path: str | Path, *, device: str | None = None) -> TrainedRun:
