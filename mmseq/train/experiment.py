@@ -8,6 +8,7 @@ read the bundle that ``scripts/build_graphs.py`` wrote for the same data, split 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import time
 from dataclasses import dataclass
@@ -162,6 +163,13 @@ def run_experiment(
     valid_task = make_eval_task(split, "valid", ks=ks, seed=cfg.split.seed)
     test_task = make_eval_task(split, "test", ks=ks, seed=cfg.split.seed)
 
+    callbacks = []
+    if cfg.train.tensorboard:
+        from mmseq.train.callbacks import TensorBoardLogger
+        from mmseq.train.optim import epoch_learning_rate
+
+        lr = functools.partial(epoch_learning_rate, cfg.train)
+        callbacks.append(TensorBoardLogger(run_dir / "tensorboard", lr=lr))
     start = time.perf_counter()
     result = fit(
         model,
@@ -172,6 +180,7 @@ def run_experiment(
         seed=cfg.seed,
         checkpoint_dir=run_dir / "checkpoints" if resume else None,
         checkpoint_key=checkpoint_key(cfg),
+        callbacks=callbacks,
     )
     fit_seconds = time.perf_counter() - start
     device = next((p.device for p in model.parameters()), resolve_device(cfg.train.device))
