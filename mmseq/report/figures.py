@@ -18,7 +18,7 @@ from mmseq.report.topic_map import TopicMap
 DPI = 100
 
 
-def _pyplot() -> Any:
+def pyplot() -> Any:
     import matplotlib
 
     matplotlib.use("Agg", force=True)  # no display: the report is made on servers and in CI
@@ -27,8 +27,8 @@ def _pyplot() -> Any:
     return plt
 
 
-def _png(fig: Any) -> bytes:
-    plt = _pyplot()
+def to_png(fig: Any) -> bytes:
+    plt = pyplot()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight")
     plt.close(fig)
@@ -67,7 +67,7 @@ def loss_curves(history: Sequence[Mapping[str, Any]]) -> bytes | None:
         return None
     names = sorted(series, key=lambda n: (n != "total", n))
     rows, cols = _grid(len(names))
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 2.6 * rows), squeeze=False)
     for ax, name in zip(axes.ravel(), names):
         epochs, values = series[name]
@@ -79,7 +79,7 @@ def loss_curves(history: Sequence[Mapping[str, Any]]) -> bytes | None:
     for ax in axes.ravel()[len(names) :]:
         ax.set_visible(False)
     fig.tight_layout()
-    return _png(fig)
+    return to_png(fig)
 
 
 def validation_curves(
@@ -89,7 +89,7 @@ def validation_curves(
     series = _series(history, "valid")
     if not series:
         return None
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(8, 3.8))
     for j, name in enumerate(sorted(series)):
         epochs, values = series[name]
@@ -117,7 +117,7 @@ def validation_curves(
         bbox_to_anchor=(1.01, 0.5),
     )
     fig.tight_layout()
-    return _png(fig)
+    return to_png(fig)
 
 
 def epoch_curves(history: Sequence[Mapping[str, Any]]) -> bytes | None:
@@ -127,7 +127,7 @@ def epoch_curves(history: Sequence[Mapping[str, Any]]) -> bytes | None:
         return None
     seconds = [float(h["seconds"]) for h in history if "seconds" in h]
     lrs = [(int(h["epoch"]), float(h["lr"])) for h in history if "lr" in h]
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 2 if lrs else 1, figsize=(8 if lrs else 4.5, 2.6), squeeze=False)
     ax = axes[0, 0]
     ax.bar(epochs, seconds, color="C2")
@@ -142,7 +142,7 @@ def epoch_curves(history: Sequence[Mapping[str, Any]]) -> bytes | None:
         _integer_epochs(ax)
         ax.grid(alpha=0.3)
     fig.tight_layout()
-    return _png(fig)
+    return to_png(fig)
 
 
 def metric_bars(metrics: Mapping[str, float], *, title: str) -> bytes | None:
@@ -151,7 +151,7 @@ def metric_bars(metrics: Mapping[str, float], *, title: str) -> bytes | None:
         return None
     names = sorted(metrics)
     values = [float(metrics[n]) for n in names]
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 0.35 * len(names) + 1.0))
     bars = ax.barh(names, values, color="C0")
     ax.bar_label(bars, labels=[f"{v:.4f}" for v in values], fontsize=8, padding=2)
@@ -160,14 +160,14 @@ def metric_bars(metrics: Mapping[str, float], *, title: str) -> bytes | None:
     ax.set_title(title, fontsize=10)
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
-    return _png(fig)
+    return to_png(fig)
 
 
 def topic_map_figure(topic_map: TopicMap, *, max_labels: int = 40) -> bytes:
     """Topics at their PCA coordinates; area ~ users + items; the largest ``max_labels`` named."""
     size = (topic_map.users + topic_map.items).astype(np.float64)
     area = 30 + 600 * size / max(size.max(), 1.0)
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(8, 6))
     ax.scatter(
         topic_map.xy[:, 0], topic_map.xy[:, 1], s=area, alpha=0.45, color="C0", edgecolors="C0"
@@ -182,7 +182,7 @@ def topic_map_figure(topic_map: TopicMap, *, max_labels: int = 40) -> bytes:
     ax.set_xticks([])
     ax.set_yticks([])
     fig.tight_layout()
-    return _png(fig)
+    return to_png(fig)
 
 
 __all__ = ["epoch_curves", "loss_curves", "metric_bars", "topic_map_figure", "validation_curves"]
