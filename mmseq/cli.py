@@ -12,6 +12,7 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from mmseq.errors import MmseqError
 
@@ -109,11 +110,13 @@ def _cmd_recommend(args: argparse.Namespace) -> int:
         print(f"{rows} recommendations for {len(run.user_ids)} users written to {args.out}")
         return 0
     recs = run.recommend(args.user, args.k, exclude=args.exclude)
-    payload = []
-    for user in recs.users:
-        items = []
-        for rank, (item, score) in enumerate(recs.for_user(user), 1):
-            entry: dict = {"rank": rank, "item": item, "score": score}
+    payload: list[dict[str, Any]] = []
+    for user, row_items, row_scores in zip(recs.users, recs.items, recs.scores):
+        items: list[dict[str, Any]] = []
+        for rank, (item, score) in enumerate(zip(row_items, row_scores), 1):
+            if item is None:  # fewer than k items left to recommend
+                break
+            entry: dict[str, Any] = {"rank": rank, "item": str(item), "score": float(score)}
             if args.explain:
                 entry["explanation"] = run.explain(user, item, top=args.topics).to_dict()
             items.append(entry)
@@ -121,9 +124,9 @@ def _cmd_recommend(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(payload, indent=2))
         return 0
-    for entry in payload:
-        print(f"user {entry['user']}: top {len(entry['items'])} (history excluded: {args.exclude})")
-        for rec in entry["items"]:
+    for block in payload:
+        print(f"user {block['user']}: top {len(block['items'])} (history excluded: {args.exclude})")
+        for rec in block["items"]:
             line = f"{rec['rank']:>4}. {rec['item']}  {rec['score']:.4f}"
             if args.explain:
                 links = rec["explanation"]["links"]

@@ -41,34 +41,43 @@ IdLike = str | int | np.str_ | np.integer
 Ids = IdLike | Sequence[IdLike] | np.ndarray
 
 
-def lookup_ids(ids: np.ndarray, values: Ids, kind: str) -> np.ndarray:
-    """Dense indices of raw ids ``values`` in ``ids`` (exact string match, vectorised).
+class IdIndex:
+    """Raw id -> dense index, vectorised (one sort at construction, a binary search per query).
 
     Args:
-        ids: (N,) raw ids of the data set (index = dense id).
-        values: one raw id or a sequence of them (compared as strings).
-        kind: ``"user"`` or ``"item"``, for the message.
-
-    Returns:
-        (Q,) int64 dense indices, in the order of ``values``.
-
-    Raises:
-        DataError: naming the first unknown id and up to three close matches.
+        ids: (N,) raw ids of the data set (index = dense id); compared as strings.
+        kind: ``"user"`` or ``"item"``, for messages.
     """
-    query = np.atleast_1d(np.asarray(values, dtype=object)).astype(str)  # (Q,)
-    known = np.asarray(ids, dtype=object).astype(str)  # (N,)
-    order = np.argsort(known, kind="stable")
-    pos = np.searchsorted(known[order], query)
-    pos = np.minimum(pos, max(len(known) - 1, 0))
-    found = known[order][pos] == query if len(known) else np.zeros(len(query), dtype=bool)
-    if not found.all():
-        bad = str(query[np.flatnonzero(~found)[0]])
-        close = difflib.get_close_matches(bad, known.tolist(), n=3)
-        hint = f"; did you mean {close}?" if close else ""
-        raise DataError(
-            f"Unknown {kind} id '{bad}' ({len(known)} {kind}s in this run's data){hint}"
-        )
-    return order[pos].astype(np.int64)
+
+    def __init__(self, ids: np.ndarray, kind: str) -> None:
+        self.kind = kind
+        self.known = np.asarray(ids, dtype=object).astype(str)  # (N,)
+        self.order = np.argsort(self.known, kind="stable")
+        self.sorted = self.known[self.order]
+
+    def __call__(self, values: Ids) -> np.ndarray:
+        """Dense indices of ``values`` (one raw id or a sequence): (Q,) int64, in input order.
+
+        Raises:
+            DataError: naming the first unknown id and up to three close matches.
+        """
+        query = np.atleast_1d(np.asarray(values, dtype=object)).astype(str)  # (Q,)
+        n = len(self.known)
+        pos = np.minimum(np.searchsorted(self.sorted, query), max(n - 1, 0))
+        found = self.sorted[pos] == query if n else np.zeros(len(query), dtype=bool)
+        if not found.all():
+            bad = str(query[np.flatnonzero(~found)[0]])
+            close = difflib.get_close_matches(bad, self.known.tolist(), n=3)
+            hint = f"; did you mean {close}?" if close else ""
+            raise DataError(
+                f"Unknown {self.kind} id '{bad}' ({n} {self.kind}s in this run's data){hint}"
+            )
+        return self.order[pos].astype(np.int64)
+
+
+def lookup_ids(ids: np.ndarray, values: Ids, kind: str) -> np.ndarray:
+    """Dense indices of raw ids ``values`` in ``ids``; see :class:`IdIndex` (built per call)."""
+    return IdIndex(ids, kind)(values)
 
 
 def history_csr(data: Interactions, num_users: int, num_items: int) -> tuple[Tensor, Tensor]:
@@ -147,6 +156,7 @@ class TrainedRun:
         self.config = loaded.cfg
         self.user_ids: np.ndarray = data.user_ids
         self.item_ids: np.ndarray = data.item_ids
+        self._users, self._items = IdIndex(data.user_ids, "user"), IdIndex(data.item_ids, "item")
         self.batch_size = batch_size or loaded.cfg.train.eval_batch_size
         split = loaded.prepared.split
         self._exclude = {
@@ -206,9 +216,7 @@ class TrainedRun:
             raise ConfigError(f"Expected 'k' to be a positive integer (got {k!r})")
         indptr, indices = self._check_exclude(exclude)
         dense = (
-            np.arange(len(self.user_ids), dtype=np.int64)
-            if users is None
-            else lookup_ids(self.user_ids, users, "user")
+            np.arange(len(self.user_ids), dtype=np.int64) if users is None else self._users(users)
         )
         step = batch_size or self.batch_size
         model, device = self._run.model, self._run.device
@@ -254,10 +262,8 @@ class TrainedRun:
 
     def score(self, users: Ids, items: Ids) -> np.ndarray:
         """Model scores of ``items`` for ``users``: (U, I) float32, no item excluded."""
-        dense_users = lookup_ids(self.user_ids, users, "user")
-        dense_items = torch.as_tensor(
-            lookup_ids(self.item_ids, items, "item"), device=self._run.device
-        )
+        dense_users = self._users(users)
+        dense_items = torch.as_tensor(self._items(items), device=self._run.device)
         model = self._run.model
         out = []
         with torch.no_grad():
@@ -296,8 +302,8 @@ class TrainedRun:
         Raises:
             ArtifactError: if the run's graph bundle has no topic hypergraphs.
         """
-        u = int(lookup_ids(self.user_ids, user, "user")[0])
-        i = int(lookup_ids(self.item_ids, item, "item")[0])
+        u = int(self._users(user)[0])
+        i = int(self._items(item)[0])
         parts = self.graph_parts()
         affinity_fn = getattr(self._run.model, "topic_affinity", None)
         affinity = None
@@ -345,4 +351,12 @@ def load_run(path: str | Path, *, device: str | None = None) -> TrainedRun:
     return TrainedRun(load_trained_run(path, device=device))
 
 
-__all__ = ["Recommendations", "TrainedRun", "gather_rows", "history_csr", "load_run", "lookup_ids"]
+__all__ = [
+    "IdIndex",
+    "Recommendations",
+    "TrainedRun",
+    "gather_rows",
+    "history_csr",
+    "load_run",
+    "lookup_ids",
+]

@@ -41,6 +41,13 @@ class Report:
     notes: list[str] = field(default_factory=list)
 
 
+def _write_bytes(path: Path, data: bytes) -> Path:
+    def write(tmp: Path) -> None:
+        tmp.write_bytes(data)
+
+    return atomic_write(path, write)
+
+
 def read_results(run_dir: Path) -> dict[str, Any]:
     path = run_dir / "results.json"
     if not path.is_file():
@@ -200,7 +207,7 @@ def write_report(
         report.notes.append(f"recommendations skipped: {exc}")
     has_topics = run is not None and run.has_topics
     topics_html = ""
-    if has_topics:
+    if run is not None and has_topics:
         topic_map = topic_map_of(run.graph_parts())
         pngs["topic_map"] = figures.topic_map_figure(topic_map)
         topics_html = _topic_table(topic_map)
@@ -259,10 +266,8 @@ def write_report(
     text = page(f"mmseq run report: {run_dir.name}", subtitle, sections)
     for name, png in pngs.items():
         if png:
-            path = fig_dir / f"{name}.png"
-            atomic_write(path, lambda p, data=png: p.write_bytes(data))
-            report.figures[name] = path
-    atomic_write(out, lambda p: p.write_text(text, encoding="utf-8"))
+            report.figures[name] = _write_bytes(fig_dir / f"{name}.png", png)
+    _write_bytes(out, text.encode("utf-8"))
     return report
 
 

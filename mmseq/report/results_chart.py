@@ -101,7 +101,11 @@ def write_results_chart(
 ) -> Path:
     """Draw :func:`results_bar_chart` and write it to ``path`` (atomically)."""
     png = results_bar_chart(rows, columns, title)
-    return atomic_write(Path(path), lambda p: p.write_bytes(png))
+
+    def write(tmp: Path) -> None:
+        tmp.write_bytes(png)
+
+    return atomic_write(Path(path), write)
 
 
 __all__ = ["ChartRow", "chart_path", "mean_and_spread", "results_bar_chart", "write_results_chart"]

@@ -168,3 +168,59 @@ def test_cli_recommend_user_and_all(demo_run: Path, tmp_path: Path, capsys) -> N
     assert "--out" in capsys.readouterr().err
     assert main(["recommend", "--run", str(demo_run), "--all", "--out", "x.txt"]) == 2
     assert main(["recommend", "--run", str(tmp_path / "missing"), "--user", "u1"]) == 2
+
+
+def test_import_mmseq_stays_light_and_the_api_loads_lazily(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, mmseq\n"
+        "assert 'torch' not in sys.modules and 'mmseq.api' not in sys.modules\n"
+        "assert 'load_run' in dir(mmseq) and 'run_experiment' in dir(mmseq)\n"
+        "try:\n    mmseq.nope\nexcept AttributeError as e:\n    print(e)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "has no attribute 'nope'" in out.stdout
+    import mmseq.api
+    import mmseq.recommend
+
+    assert mmseq.load_run is mmseq.recommend.load_run
+    assert mmseq.run_experiment is mmseq.api.run_experiment
+
+
+def test_run_experiment_overrides_dotted_and_nested(tmp_path: Path) -> None:
+    from mmseq.api import override_strings, resolve_config
+    from mmseq.config import load_experiment
+
+    assert override_strings({"train.epochs": 3, "model": {"params": {"beta": 0.5}}}) == [
+        "train.epochs=3",
+        "model.params.beta=0.5",
+    ]
+    demo = Path(__file__).resolve().parents[2] / "configs" / "experiments" / "demo_sdmtmp.yaml"
+    cfg = resolve_config(
+        demo,
+        **{"train.epochs": 3},
+        model={"params": {"beta": 0.5}},
+        seed=4,
+        output_dir=tmp_path / "runs",
+    )
+    assert cfg.train.epochs == 3 and cfg.seed == 4 and cfg.output_dir == str(tmp_path / "runs")
+    assert cfg.model.params["beta"] == 0.5 and cfg.model.params["gamma1"] == 0.4  # merged
+    base = load_experiment(demo)
+    same = resolve_config(base, train={"epochs": 3})  # a config object, nested override
+    assert same.train.epochs == 3 and same.data_root == base.data_root
+    assert same.train.lr == base.train.lr and same.model == base.model
+    assert resolve_config(base) is base
+    with pytest.raises(ConfigError, match="trian"):
+        resolve_config(demo, **{"trian.epochs": 3})
