@@ -218,8 +218,10 @@ def write_report(
         png = pngs.get(name)
         return image(png, alt) if png else f'<p class="note">{esc(missing)}</p>'
 
-    terms = sorted({t for h in history for t in h.get("loss") or {}})
-    monitored = sorted({m for h in history for m in h.get("valid") or {}})
+    terms = sorted(
+        {t for h in history for t in h.get("loss") or {}}, key=lambda n: (n != "total", n)
+    )
+    monitored = sorted({m for h in history for m in h.get("valid") or {}}, key=figures.metric_order)
     training = (
         "<h3>Training loss (mean per epoch, every term)</h3>"
         + fig("loss", "training loss per epoch", "No training loss: a closed-form model.")
@@ -237,7 +239,7 @@ def write_report(
     )
     metrics = results.get("metrics") or {}
     best_valid = extra.get("valid") or {}
-    names = sorted(set(metrics) | set(best_valid))
+    names = sorted(set(metrics) | set(best_valid), key=figures.metric_order)
     metric_table = table(
         [(n, best_valid.get(n, ""), metrics.get(n, "")) for n in names],
         ("metric", f"valid (epoch {extra.get('best_epoch')})", "test"),

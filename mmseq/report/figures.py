@@ -41,6 +41,12 @@ def _integer_epochs(ax: Any) -> None:
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 
 
+def metric_order(name: str) -> tuple[str, int, str]:
+    """Sort key: ``hr@5`` before ``hr@10`` (cut-offs by number), names without ``@k`` by name."""
+    base, _, k = name.partition("@")
+    return (base, int(k) if k.isdigit() else -1, k)
+
+
 def _grid(n: int, cols: int = 3) -> tuple[int, int]:
     cols = max(1, min(cols, n))
     return math.ceil(n / cols), cols
@@ -91,7 +97,7 @@ def validation_curves(
         return None
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(8, 3.8))
-    for j, name in enumerate(sorted(series)):
+    for j, name in enumerate(sorted(series, key=metric_order)):
         epochs, values = series[name]
         ax.plot(epochs, values, marker="o", markersize=3, label=name, color=f"C{j % 10}")
     if best_epoch is not None:
@@ -149,7 +155,7 @@ def metric_bars(metrics: Mapping[str, float], *, title: str) -> bytes | None:
     """A horizontal bar per metric with its value printed."""
     if not metrics:
         return None
-    names = sorted(metrics)
+    names = sorted(metrics, key=metric_order)
     values = [float(metrics[n]) for n in names]
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 0.35 * len(names) + 1.0))
@@ -163,7 +169,7 @@ def metric_bars(metrics: Mapping[str, float], *, title: str) -> bytes | None:
     return to_png(fig)
 
 
-def topic_map_figure(topic_map: TopicMap, *, max_labels: int = 40) -> bytes:
+def topic_map_figure(topic_map: TopicMap, *, max_labels: int = 15) -> bytes:
     """Topics at their PCA coordinates; area ~ users + items; the largest ``max_labels`` named."""
     size = (topic_map.users + topic_map.items).astype(np.float64)
     area = 30 + 600 * size / max(size.max(), 1.0)
@@ -173,9 +179,18 @@ def topic_map_figure(topic_map: TopicMap, *, max_labels: int = 40) -> bytes:
         topic_map.xy[:, 0], topic_map.xy[:, 1], s=area, alpha=0.45, color="C0", edgecolors="C0"
     )
     for g in np.argsort(-size, kind="stable")[:max_labels]:
-        ax.annotate(topic_map.labels[g], topic_map.xy[g], fontsize=7, ha="center", va="center")
+        ax.annotate(
+            topic_map.labels[g],
+            topic_map.xy[g],
+            fontsize=7,
+            ha="center",
+            va="center",
+            bbox={"boxstyle": "round,pad=0.15", "fc": "white", "alpha": 0.7, "lw": 0},
+        )
+    named = min(max_labels, len(topic_map.labels))
     ax.set_title(
-        f"{len(topic_map.labels)} review topics (PCA of topic embeddings; area ~ users + items)",
+        f"{len(topic_map.labels)} review topics, the {named} largest named "
+        "(PCA of topic embeddings; area ~ users + items)",
         fontsize=10,
     )
     ax.margins(0.12)  # room for the labels of the outermost topics
@@ -185,4 +200,11 @@ def topic_map_figure(topic_map: TopicMap, *, max_labels: int = 40) -> bytes:
     return to_png(fig)
 
 
-__all__ = ["epoch_curves", "loss_curves", "metric_bars", "topic_map_figure", "validation_curves"]
+__all__ = [
+    "epoch_curves",
+    "loss_curves",
+    "metric_bars",
+    "topic_map_figure",
+    "metric_order",
+    "validation_curves",
+]
