@@ -101,6 +101,11 @@ def _cmd_recommend(args: argparse.Namespace) -> int:
 
         export_format(args.out)  # a bad suffix fails before the run is loaded
     run = load_run(args.run, device=args.device)
+    if args.explain and not run.has_topics:
+        raise ConfigError(
+            f"--explain needs topic hypergraphs, but the graphs of run {args.run} are "
+            f"{sorted(run.graph_parts()) or 'none'}; explanations come with SD-MTMP-family runs"
+        )
     if args.all:
         from mmseq.export import write_recommendations
 

@@ -15,6 +15,8 @@ already has are excluded with the evaluation code's masking
   that the ranking is the one the test metrics were computed on.
 
 Scores are the model's ``score_all`` values (higher is better); ties keep ``torch.topk``'s order.
+Recommendations always rank the whole catalogue, also for runs evaluated under ``loo-sampled99``
+(whose metrics rank 100 sampled candidates only).
 """
 
 from __future__ import annotations
@@ -145,7 +147,8 @@ class TrainedRun:
     """A trained model with its data: recommend, score and explain by raw id.
 
     Build it with :func:`load_run`. Attributes: ``run_dir``, ``config`` (the resolved
-    ExperimentConfig), ``user_ids`` (num_users,), ``item_ids`` (num_items,), ``results`` (the run's
+    ExperimentConfig), ``user_ids`` (num_users,), ``item_ids`` (num_items,), ``user_index`` and
+    ``item_index`` (:class:`IdIndex`: raw ids -> dense indices), ``results`` (the run's
     results.json), ``metrics`` (its test metrics).
     """
 
@@ -156,7 +159,10 @@ class TrainedRun:
         self.config = loaded.cfg
         self.user_ids: np.ndarray = data.user_ids
         self.item_ids: np.ndarray = data.item_ids
-        self._users, self._items = IdIndex(data.user_ids, "user"), IdIndex(data.item_ids, "item")
+        self.user_index, self.item_index = (
+            IdIndex(data.user_ids, "user"),
+            IdIndex(data.item_ids, "item"),
+        )
         self.batch_size = batch_size or loaded.cfg.train.eval_batch_size
         split = loaded.prepared.split
         self._exclude = {
@@ -216,7 +222,9 @@ class TrainedRun:
             raise ConfigError(f"Expected 'k' to be a positive integer (got {k!r})")
         indptr, indices = self._check_exclude(exclude)
         dense = (
-            np.arange(len(self.user_ids), dtype=np.int64) if users is None else self._users(users)
+            np.arange(len(self.user_ids), dtype=np.int64)
+            if users is None
+            else self.user_index(users)
         )
         step = batch_size or self.batch_size
         model, device = self._run.model, self._run.device
@@ -262,8 +270,8 @@ class TrainedRun:
 
     def score(self, users: Ids, items: Ids) -> np.ndarray:
         """Model scores of ``items`` for ``users``: (U, I) float32, no item excluded."""
-        dense_users = self._users(users)
-        dense_items = torch.as_tensor(self._items(items), device=self._run.device)
+        dense_users = self.user_index(users)
+        dense_items = torch.as_tensor(self.item_index(items), device=self._run.device)
         model = self._run.model
         out = []
         with torch.no_grad():
@@ -302,8 +310,8 @@ class TrainedRun:
         Raises:
             ArtifactError: if the run's graph bundle has no topic hypergraphs.
         """
-        u = int(self._users(user)[0])
-        i = int(self._items(item)[0])
+        u = int(self.user_index(user)[0])
+        i = int(self.item_index(item)[0])
         parts = self.graph_parts()
         affinity_fn = getattr(self._run.model, "topic_affinity", None)
         affinity = None

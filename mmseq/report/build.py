@@ -141,10 +141,11 @@ def _recommendations_section(run: Any, num_users: int, k: int, explain: bool) ->
         return '<p class="note">No user has test items.</p>'
     ids = [str(run.user_ids[u]) for u in test_users]
     recs = run.recommend(ids, k, exclude="eval")
-    held_out = {(int(u), int(i)) for u, i in zip(split.test.user, split.test.item)}
-    item_index = {str(x): j for j, x in enumerate(run.item_ids)}
+    shown = np.isin(split.test.user, test_users)
+    held_out = set(zip(split.test.user[shown].tolist(), split.test.item[shown].tolist()))
     blocks = [
-        '<p class="note">History masked as in evaluation (fit + valid); '
+        '<p class="note">The whole catalogue ranked; the history (fit + valid) masked, as '
+        "full-ranking evaluation masks it; "
         '<span class="hit">&#10003;</span> marks an item the user has in the test part.'
         + (
             " Topics: the review topics shared by the user and the item, ranked by the model's "
@@ -157,7 +158,7 @@ def _recommendations_section(run: Any, num_users: int, k: int, explain: bool) ->
     for u, user in zip(test_users, ids):
         rows = []
         for rank, (item, score) in enumerate(recs.for_user(user), 1):
-            hit = (int(u), item_index[item]) in held_out
+            hit = (int(u), int(run.item_index(item)[0])) in held_out
             row: list[Any] = [rank, item, score, '<span class="hit">&#10003;</span>' if hit else ""]
             if explain:
                 expl = run.explain(user, item, top=3)
