@@ -27,7 +27,8 @@ def override_strings(overrides: Mapping[str, Any]) -> list[str]:
     """``{"train.epochs": 3, "model": {"params": {"beta": 0.1}}}`` -> ``key.path=value`` strings.
 
     Nested mappings are flattened into dotted keys (so a nested override changes only the keys it
-    names); values are written as JSON, which :func:`apply_overrides` parses back as YAML.
+    names; an empty mapping sets its key to ``{}``); values are written as JSON, which
+    :func:`apply_overrides` parses back as YAML.
     """
     out: list[str] = []
 

@@ -224,3 +224,26 @@ def test_run_experiment_overrides_dotted_and_nested(tmp_path: Path) -> None:
     assert resolve_config(base) is base
     with pytest.raises(ConfigError, match="trian"):
         resolve_config(demo, **{"trian.epochs": 3})
+
+
+def test_a_run_without_topics_recommends_but_does_not_explain(
+    demo_run: Path, tmp_path: Path, capsys
+) -> None:
+    from mmseq.config import ExperimentConfig, from_dict
+
+    cfg = from_dict(ExperimentConfig, json.loads((demo_run / "results.json").read_text())["config"])
+    results = mmseq.run_experiment(
+        cfg,
+        run_dir=tmp_path / "bprmf",
+        resume=False,
+        model={"name": "bprmf", "params": {}},
+        graphs=[{"builder": "interaction_graph"}],  # no topic hypergraphs (and no bundle)
+    )
+    run = mmseq.load_run(results["run_dir"])
+    assert not run.has_topics and len(run.recommend("u00003", k=3).for_user("u00003")) == 3
+    assert main(["recommend", "--run", results["run_dir"], "--user", "u00003", "--explain"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--explain needs topic hypergraphs" in err and "\n" not in err
+    assert main(["report", "--run", results["run_dir"]]) == 0
+    text = (Path(results["run_dir"]) / "report.html").read_text()
+    assert 'id="recommendations"' in text and 'id="topics"' not in text
