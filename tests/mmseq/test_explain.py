@@ -22,11 +22,9 @@ from mmseq.explain import explain_pair, format_explanation, resolve_id, shared_t
 from mmseq.io import write_checksum
 from mmseq.train.experiment import graph_bundle_file, prepare_data, run_experiment
 
-SPECS = [
-    {"builder": "rating_graph"},
-    {"builder": "user_topic_hypergraph", "params": {"weights": "count"}},
-    {"builder": "item_topic_hypergraph", "params": {"weights": "count"}},
-]
+SPECS = [{"builder": "rating_graph"},
+         {"builder": "user_topic_hypergraph", "params": {"weights": "count"}},
+         {"builder": "item_topic_hypergraph", "params": {"weights": "count"}}]
 
 
 def pair_topics(num_users: int = 3, num_items: int = 4) -> TopicAssignments:
@@ -42,27 +40,19 @@ def pair_topics(num_users: int = 3, num_items: int = 4) -> TopicAssignments:
     item_topic[1, :3] = [1, 4, 1]
     item_topic[0, 0] = 5
     emb = np.eye(4, 8, dtype=np.float32)
-    return TopicAssignments(
-        emb,
-        sp.csr_matrix(user_topic),
-        sp.csr_matrix(item_topic),
-        ("0_strings_tone", "1_cable_hum", "2_tuner_clip", "3_case"),
-        (("strings", "tone"), ("cable", "hum"), ("tuner",), ("case",)),
-        meta={"cache_key": "abc123"},
-    )
+    return TopicAssignments(emb, sp.csr_matrix(user_topic), sp.csr_matrix(item_topic),
+                            ("0_strings_tone", "1_cable_hum", "2_tuner_clip", "3_case"),
+                            (("strings", "tone"), ("cable", "hum"), ("tuner",), ("case",)),
+                            meta={"cache_key": "abc123"})
 
 
 def tiny_train() -> Interactions:
     user = np.array([0, 0, 1, 1, 2, 2], dtype=np.int64)
     item = np.array([0, 1, 1, 2, 2, 3], dtype=np.int64)
-    return Interactions(
-        user=user,
-        item=item,
-        rating=np.ones(6, dtype=np.float32),
-        timestamp=np.arange(6, dtype=np.int64),
-        user_ids=np.array(["alice", "bob", "carol"], dtype=object),
-        item_ids=np.array(["A", "B", "C", "D"], dtype=object),
-    )
+    return Interactions(user=user, item=item, rating=np.ones(6, dtype=np.float32),
+                        timestamp=np.arange(6, dtype=np.int64),
+                        user_ids=np.array(["alice", "bob", "carol"], dtype=object),
+                        item_ids=np.array(["A", "B", "C", "D"], dtype=object))
 
 
 @pytest.fixture(scope="module")
@@ -71,9 +61,8 @@ def bundle():
 
 
 def test_shared_topics_ranked_by_product_of_counts(bundle) -> None:
-    topics, uw, iw = shared_topics(
-        bundle["user_topic_hypergraph"], bundle["item_topic_hypergraph"], 0, 1
-    )
+    topics, uw, iw = shared_topics(bundle["user_topic_hypergraph"],
+                                   bundle["item_topic_hypergraph"], 0, 1)
     assert topics.tolist() == [1, 2, 0]
     assert uw.tolist() == [1, 3, 2] and iw.tolist() == [4, 1, 1]
 
@@ -96,11 +85,8 @@ def test_labels_from_the_topic_cache_then_fallback(bundle, tmp_path: Path) -> No
     cache.parent.mkdir(parents=True)
     topics = pair_topics()
     with open(cache, "wb") as fh:
-        np.savez(
-            fh,
-            labels=np.asarray(topics.labels, dtype=np.str_),
-            keywords_json=np.asarray(json.dumps([list(k) for k in topics.keywords])),
-        )
+        np.savez(fh, labels=np.asarray(topics.labels, dtype=np.str_),
+                 keywords_json=np.asarray(json.dumps([list(k) for k in topics.keywords])))
     write_checksum(cache)
     labels, keywords, source = topic_labels(part, tmp_path)
     assert labels[1] == "1_cable_hum" and keywords[1] == ("cable", "hum")
@@ -114,11 +100,8 @@ def test_labels_from_the_topic_cache_then_fallback(bundle, tmp_path: Path) -> No
 
 def test_labels_stored_in_part_meta_take_precedence(bundle) -> None:
     part = bundle["user_topic_hypergraph"]
-    meta = {
-        **dict(part.meta),
-        "topic_labels": ["a", "b", "c", "d"],
-        "topic_keywords": [["x"], ["y"], ["z"], ["w"]],
-    }
+    meta = {**dict(part.meta), "topic_labels": ["a", "b", "c", "d"],
+            "topic_keywords": [["x"], ["y"], ["z"], ["w"]]}
     labels, keywords, source = topic_labels(dataclasses.replace(part, meta=meta), None)
     assert labels == ["a", "b", "c", "d"] and keywords[2] == ("z",) and source.endswith(".meta")
 
@@ -145,15 +128,11 @@ def test_missing_hypergraphs_and_unknown_ids_are_clear_errors(bundle) -> None:
 
 def _synthetic_config(tmp_path: Path) -> Path:
     cfg = {
-        "data": {
-            "path": "synthetic",
-            "synthetic": {"num_users": 40, "num_items": 30, "with_text": False, "seed": 1},
-        },
+        "data": {"path": "synthetic", "synthetic": {"num_users": 40, "num_items": 30,
+                                                    "with_text": False, "seed": 1}},
         "graphs": SPECS,
-        "model": {
-            "name": "sdmtmp",
-            "params": {"embedding_dim": 8, "topic_feature_dim": 8, "hyperedge_weights": "count"},
-        },
+        "model": {"name": "sdmtmp", "params": {"embedding_dim": 8, "topic_feature_dim": 8,
+                                                "hyperedge_weights": "count"}},
         "train": {"epochs": 1, "progress": False, "device": "cpu", "threads": 1},
         "artifacts_dir": str(tmp_path / "artifacts"),
         "output_dir": str(tmp_path / "runs"),
@@ -165,21 +144,14 @@ def _synthetic_config(tmp_path: Path) -> Path:
 
 def _fit_topics(fit: Interactions, k: int = 4) -> TopicAssignments:
     """Item i in topic i % k (count 1 per training row); users inherit their items' topics."""
-    rows = sp.csr_matrix(
-        (np.ones(len(fit)), (np.arange(len(fit)), fit.item % k)), shape=(len(fit), k)
-    )
-    by_user = sp.csr_matrix(
-        (np.ones(len(fit)), (fit.user, np.arange(len(fit)))), shape=(fit.num_users, len(fit))
-    )
-    by_item = sp.csr_matrix(
-        (np.ones(len(fit)), (fit.item, np.arange(len(fit)))), shape=(fit.num_items, len(fit))
-    )
-    return TopicAssignments(
-        np.eye(k, 8, dtype=np.float32),
-        (by_user @ rows).tocsr(),
-        (by_item @ rows).tocsr(),
-        tuple(f"{g}_t" for g in range(k)),
-    )
+    rows = sp.csr_matrix((np.ones(len(fit)), (np.arange(len(fit)), fit.item % k)),
+                         shape=(len(fit), k))
+    by_user = sp.csr_matrix((np.ones(len(fit)), (fit.user, np.arange(len(fit)))),
+                            shape=(fit.num_users, len(fit)))
+    by_item = sp.csr_matrix((np.ones(len(fit)), (fit.item, np.arange(len(fit)))),
+                            shape=(fit.num_items, len(fit)))
+    return TopicAssignments(np.eye(k, 8, dtype=np.float32), (by_user @ rows).tocsr(),
+                            (by_item @ rows).tocsr(), tuple(f"{g}_t" for g in range(k)))
 
 
 def test_cli_explain_with_and_without_a_trained_run(tmp_path: Path, capsys) -> None:
@@ -199,24 +171,8 @@ def test_cli_explain_with_and_without_a_trained_run(tmp_path: Path, capsys) -> N
 
     run_dir = tmp_path / "run"
     run_experiment(cfg, run_dir=run_dir, resume=False)
-    assert (
-        main(
-            [
-                "explain",
-                "--config",
-                str(config),
-                "--user",
-                uid,
-                "--item",
-                iid,
-                "--run",
-                str(run_dir),
-                "--rank-by",
-                "model",
-            ]
-        )
-        == 0
-    )
+    assert main(["explain", "--config", str(config), "--user", uid, "--item", iid,
+                 "--run", str(run_dir), "--rank-by", "model"]) == 0
     text = capsys.readouterr().out
     assert "model score" in text and "ranked by model" in text
     assert re.search(r"model [+-]\d\.\d{3}", text), text

@@ -7,9 +7,8 @@ import numpy as np
 from mmseq.data.schema import Interactions
 
 
-def table(
-    user: list[int], item: list[int], time: list[int], num_users: int, num_items: int
-) -> Interactions:
+def table(user: list[int], item: list[int], time: list[int], num_users: int,
+          num_items: int) -> Interactions:
     """An Interactions table with the given columns (ratings 1, no text)."""
     n = len(user)
     return Interactions(
@@ -23,9 +22,8 @@ def table(
     )
 
 
-def cyclic_interactions(
-    num_users: int = 24, per_user: int = 9, num_items: int = 12, seed: int = 0
-) -> Interactions:
+def cyclic_interactions(num_users: int = 24, per_user: int = 9, num_items: int = 12,
+                        seed: int = 0) -> Interactions:
     """Users walk item cycles (item k is followed by k + 1 mod num_items) at random global times.
 
     Every user starts at a random item and time; times grow by one unit per step, so the global

@@ -34,9 +34,8 @@ class LastItemModel(Recommender):
         super().__init__({}, 1, num_items)
         self.weight = nn.Parameter(torch.zeros(num_items + 1, num_items))
 
-    def training_batches(
-        self, inputs: ModelInputs, batch_size: int, generator: torch.Generator
-    ) -> Iterator[dict[str, Tensor]]:
+    def training_batches(self, inputs: ModelInputs, batch_size: int,
+                         generator: torch.Generator) -> Iterator[dict[str, Tensor]]:
         return iter(())
 
     def loss(self, batch: dict[str, Tensor], inputs: ModelInputs) -> LossOutput:
@@ -55,13 +54,11 @@ def test_lambda_issue_rule_by_hand() -> None:
 
 def test_lambda_methods_rule_by_hand() -> None:
     # 2 * sqrt(80/100), whatever the exemplar and sample counts
-    value = ader_lambda(
-        2.0, previous_items=80, items=100, exemplars=50, samples=200, rule="methods"
-    )
+    value = ader_lambda(2.0, previous_items=80, items=100, exemplars=50, samples=200,
+                        rule="methods")
     assert value == pytest.approx(1.788854382, abs=1e-9)
-    assert value == ader_lambda(
-        2.0, previous_items=80, items=100, exemplars=1, samples=0, rule="methods"
-    )
+    assert value == ader_lambda(2.0, previous_items=80, items=100, exemplars=1, samples=0,
+                                rule="methods")
 
 
 def test_lambda_bad_inputs() -> None:
@@ -116,9 +113,8 @@ def test_ce_never_touches_items_outside_the_seen_set() -> None:
     seen = torch.ones(t.num_items, dtype=torch.bool)
     seen[5] = False
     cfg = PeriodTrainConfig(epochs=3, batch_size=16, lr=0.1, max_len=3)
-    history = train_on_samples(
-        model, t, rows, seen_items=seen, cfg=cfg, generator=torch.Generator().manual_seed(0)
-    )
+    history = train_on_samples(model, t, rows, seen_items=seen, cfg=cfg,
+                               generator=torch.Generator().manual_seed(0))
     assert len(history) == 3 and history[-1]["ce"] < history[0]["ce"]
     weight = model.weight.detach()
     assert float(weight[:, 5].abs().max()) == 0.0  # no gradient ever reached column 5
@@ -132,9 +128,8 @@ def test_distillation_pulls_exemplar_predictions_toward_the_teacher() -> None:
     exemplars = rows[:12]
     teacher_model = LastItemModel(t.num_items)
     with torch.no_grad():
-        teacher_model.weight.copy_(
-            torch.randn(t.num_items + 1, t.num_items, generator=torch.Generator().manual_seed(4))
-        )
+        teacher_model.weight.copy_(torch.randn(t.num_items + 1, t.num_items,
+                                               generator=torch.Generator().manual_seed(4)))
     teacher = predict_logits(teacher_model, t, exemplars, max_len=3, batch_size=64)
     previous = torch.arange(6)
     cfg = PeriodTrainConfig(epochs=5, batch_size=32, lr=0.05, max_len=3)
@@ -142,15 +137,9 @@ def test_distillation_pulls_exemplar_predictions_toward_the_teacher() -> None:
     for weight in (0.0, 50.0):
         model = LastItemModel(t.num_items)
         model.load_state_dict(teacher_model.state_dict())
-        train_on_samples(
-            model,
-            t,
-            rows,
-            seen_items=seen,
-            cfg=cfg,
-            generator=torch.Generator().manual_seed(0),
-            distillation=Distillation(exemplars, teacher, previous, weight),
-        )
+        train_on_samples(model, t, rows, seen_items=seen, cfg=cfg,
+                         generator=torch.Generator().manual_seed(0),
+                         distillation=Distillation(exemplars, teacher, previous, weight))
         student = predict_logits(model, t, exemplars, max_len=3, batch_size=64)
         gaps.append(float(distillation_loss(teacher, student, previous)))
     assert gaps[1] < 0.5 * gaps[0]
@@ -159,31 +148,24 @@ def test_distillation_pulls_exemplar_predictions_toward_the_teacher() -> None:
 def test_empty_training_set_is_an_error() -> None:
     t = _cyclic_table()
     with pytest.raises(Exception, match="no training samples"):
-        train_on_samples(
-            LastItemModel(t.num_items),
-            t,
-            torch.zeros(0, dtype=torch.long),
-            seen_items=torch.ones(t.num_items, dtype=torch.bool),
-            cfg=PeriodTrainConfig(),
-            generator=torch.Generator(),
-        )
+        train_on_samples(LastItemModel(t.num_items), t, torch.zeros(0, dtype=torch.long),
+                         seen_items=torch.ones(t.num_items, dtype=torch.bool),
+                         cfg=PeriodTrainConfig(), generator=torch.Generator())
 
 
 # ---------------------------------------------------------------------------------- evaluation
 def test_evaluation_ranks_over_seen_items_and_counts_new_item_targets() -> None:
     # user 0: items 0, 1, 2; user 1: items 0, 3.  Samples: rows 1, 2 (targets 1, 2), row 4
     # (target 3). Seen so far: items 0, 1, 2 -> row 4 cannot be predicted and is left out.
-    t = SequenceTable.build(
-        table([0, 0, 0, 1, 1], [0, 1, 2, 0, 3], [1, 2, 3, 1, 2], 2, 4), np.zeros(5, dtype=np.int64)
-    )
+    t = SequenceTable.build(table([0, 0, 0, 1, 1], [0, 1, 2, 0, 3], [1, 2, 3, 1, 2], 2, 4),
+                            np.zeros(5, dtype=np.int64))
     model = LastItemModel(4)
     with torch.no_grad():
         model.weight[1] = torch.tensor([0.9, 0.5, 0.7, 5.0])  # after item 0: target 1 has rank 2
         model.weight[2] = torch.tensor([0.1, 0.2, 0.3, 9.0])  # after item 1: target 2 has rank 0
     seen = torch.tensor([True, True, True, False])
-    metrics, counts = evaluate_samples(
-        model, t, torch.tensor([1, 2, 4]), seen_items=seen, ks=[1, 3], max_len=2, batch_size=1
-    )
+    metrics, counts = evaluate_samples(model, t, torch.tensor([1, 2, 4]), seen_items=seen,
+                                       ks=[1, 3], max_len=2, batch_size=1)
     assert counts == {"samples": 2, "new_item_targets": 1}
     assert metrics["recall@1"] == pytest.approx(0.5)
     assert metrics["recall@3"] == pytest.approx(1.0)  # item 3 (score 5.0) is not ranked

@@ -66,7 +66,8 @@ def test_herding_is_vectorised_across_items_and_grouped_by_item() -> None:
     separate = []
     for item in range(3):  # reference: one item at a time
         members = torch.nonzero(labels == item).flatten()
-        local = herding_select(features[members], torch.zeros_like(members), quota[item : item + 1])
+        local = herding_select(features[members], torch.zeros_like(members),
+                               quota[item : item + 1])
         separate.append(members[local])
     assert together.tolist() == torch.cat(separate).tolist()
     assert together.numel() == int(quota.sum())

@@ -30,10 +30,8 @@ REPO = Path(__file__).resolve().parents[3]
 
 def _config(**changes: object) -> ContinualConfig:
     cfg = ContinualConfig(
-        model=ModelSection(
-            "sasrec",
-            {"embedding_dim": 16, "num_layers": 1, "num_heads": 1, "dropout": 0.1, "max_len": 5},
-        ),
+        model=ModelSection("sasrec", {"embedding_dim": 16, "num_layers": 1, "num_heads": 1,
+                                      "dropout": 0.1, "max_len": 5}),
         train=PeriodTrainConfig(epochs=2, batch_size=32, lr=0.01, max_len=5, device="cpu"),
         periods=PeriodConfig(num_periods=4),
         ader=ADERConfig(exemplar_budget=15, lambda_base=1.0),
@@ -80,10 +78,8 @@ def test_training_sets_of_each_strategy(comparison) -> None:
         assert info["exemplars_replayed"] == min(budget, ader[t - 1]["info"]["train_samples"])
         assert info["train_samples"] == per_period[t] + info["exemplars_replayed"]
         assert info["exemplars_kept"] == budget
-        seen_before, seen_now = (
-            result.periods[t - 1]["items_seen"],
-            result.periods[t]["items_seen"],
-        )
+        seen_before, seen_now = (result.periods[t - 1]["items_seen"],
+                                 result.periods[t]["items_seen"])
         expected = math.sqrt(seen_before / seen_now * info["exemplars_replayed"] / per_period[t])
         assert info["lambda"] == pytest.approx(expected)
         assert info["loss"]["kd"] >= 0.0
@@ -97,21 +93,17 @@ def test_runs_are_deterministic(comparison) -> None:
 
 def test_methods_lambda_rule_is_a_switch() -> None:
     data = cyclic_interactions()
-    cfg = _config(
-        strategies=("ader",),
-        periods=PeriodConfig(num_periods=3),
-        ader=ADERConfig(exemplar_budget=15, lambda_base=2.0, lambda_rule="methods"),
-        train=PeriodTrainConfig(epochs=1, batch_size=64, max_len=5, device="cpu"),
-    )
+    cfg = _config(strategies=("ader",), periods=PeriodConfig(num_periods=3),
+                  ader=ADERConfig(exemplar_budget=15, lambda_base=2.0, lambda_rule="methods"),
+                  train=PeriodTrainConfig(epochs=1, batch_size=64, max_len=5, device="cpu"))
     result = run_comparison(cfg, data)
     info = result.strategies["ader"][1]["info"]
     p = result.periods
     assert info["lambda"] == pytest.approx(2.0 * math.sqrt(p[0]["items_seen"] / p[1]["items_seen"]))
 
 
-@pytest.mark.parametrize(
-    "name, reason", [("bprmf", "not sequential"), ("lightgcn", "graphs"), ("pop", "trainable")]
-)
+@pytest.mark.parametrize("name, reason", [("bprmf", "not sequential"),
+                                          ("lightgcn", "graphs"), ("pop", "trainable")])
 def test_non_sequential_backbones_are_rejected(name: str, reason: str) -> None:
     cfg = _config(model=ModelSection(name, {}))
     with pytest.raises(ConfigError, match=reason):
@@ -160,9 +152,8 @@ def test_config_is_strict(tmp_path: Path) -> None:
 def test_script_prints_a_json_last_line_and_writes_markdown(tmp_path: Path, capsys) -> None:
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location(
-        "run_continual", REPO / "scripts" / "run_continual.py"
-    )
+    spec = importlib.util.spec_from_file_location("run_continual",
+                                                  REPO / "scripts" / "run_continual.py")
     assert spec is not None and spec.loader is not None
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
@@ -188,12 +179,8 @@ def test_script_prints_a_json_last_line_and_writes_markdown(tmp_path: Path, caps
 def test_musical_instruments_periods(shared_data: Path) -> None:
     from mmseq.data.readers import load_interactions
 
-    data = load_interactions(
-        shared_data
-        / "amazon2014-musical-instruments-5core"
-        / "reviews_Musical_Instruments_5.json.gz",
-        "amazon",
-    )
+    data = load_interactions(shared_data / "amazon2014-musical-instruments-5core"
+                             / "reviews_Musical_Instruments_5.json.gz", "amazon")
     periods = assign_periods(data.timestamp, 5)
     assert periods.sizes.sum() == 10261
     assert periods.sizes.min() >= 2000 and periods.sizes.max() <= 2110  # ties move whole days

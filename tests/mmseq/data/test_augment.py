@@ -98,22 +98,15 @@ def test_same_generator_same_views_other_seed_other_views(op: str) -> None:
 
 def test_random_augment_rows_are_valid_views() -> None:
     seq = rows(9, b=256)
-    out = random_augment(
-        seq,
-        torch.Generator().manual_seed(0),
-        mask_token=MASK,
-        crop_ratio=0.5,
-        mask_ratio=0.5,
-        reorder_ratio=0.5,
-    )
+    out = random_augment(seq, torch.Generator().manual_seed(0), mask_token=MASK,
+                         crop_ratio=0.5, mask_ratio=0.5, reorder_ratio=0.5)
     assert_left_padded(out)
     for before, after in zip(seq, out):  # every item is the row's own item or [MASK]
         assert set(items_of(after)) <= set(items_of(before)) | {MASK}
     assert ((out > 0).sum(1) <= (seq > 0).sum(1)).all()
     assert (out == MASK).any() and ((out > 0).sum(1) < (seq > 0).sum(1)).any()  # mask, crop
-    only_mask = random_augment(
-        seq, torch.Generator().manual_seed(0), mask_token=MASK, mask_ratio=0.5, operations=("mask",)
-    )
+    only_mask = random_augment(seq, torch.Generator().manual_seed(0), mask_token=MASK,
+                               mask_ratio=0.5, operations=("mask",))
     n = (seq > 0).sum(1)
     assert torch.equal((only_mask == MASK).sum(1), (0.5 * n).floor().long())
 

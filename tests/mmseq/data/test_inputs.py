@@ -50,9 +50,8 @@ def test_truncates_to_most_recent_items(tiny_interactions: Interactions) -> None
 
 def test_shuffled_rows_sorted_by_time_ties_keep_file_order() -> None:
     # user 1 rows in file order: item 4 @t=9, item 2 @t=5, item 3 @t=5 (tie: 2 first), item 0 @t=1
-    table = _table(
-        user=[1, 0, 1, 1, 1], item=[4, 1, 2, 3, 0], ts=[9, 3, 5, 5, 1], num_users=3, num_items=5
-    )
+    table = _table(user=[1, 0, 1, 1, 1], item=[4, 1, 2, 3, 0], ts=[9, 3, 5, 5, 1],
+                   num_users=3, num_items=5)
     inputs = build_model_inputs(table, max_len=5)
     assert inputs.seq_items.tolist() == [[0, 0, 0, 0, 2], [0, 1, 3, 4, 5], [0, 0, 0, 0, 0]]
     assert inputs.seq_times.tolist() == [[0, 0, 0, 0, 3], [0, 1, 5, 5, 9], [0, 0, 0, 0, 0]]
@@ -63,22 +62,15 @@ def test_shuffled_rows_sorted_by_time_ties_keep_file_order() -> None:
 def test_matches_a_per_user_reference_on_random_data() -> None:
     rng = np.random.default_rng(3)
     n, users, items = 400, 30, 20
-    table = _table(
-        rng.integers(0, users, n),
-        rng.integers(0, items, n),
-        rng.integers(0, 50, n),
-        users,
-        items,
-        rating=rng.integers(1, 6, n),
-    )
+    table = _table(rng.integers(0, users, n), rng.integers(0, items, n), rng.integers(0, 50, n),
+                   users, items, rating=rng.integers(1, 6, n))
     inputs = build_model_inputs(table, max_len=7)
     for u in range(users):  # reference: a plain loop (fine in a test)
-        rows = [
-            r for r in sorted(range(n), key=lambda r: (table.timestamp[r], r)) if table.user[r] == u
-        ][-7:]
+        rows = [r for r in sorted(range(n), key=lambda r: (table.timestamp[r], r))
+                if table.user[r] == u][-7:]
         expect = [0] * (7 - len(rows)) + [int(table.item[r]) + 1 for r in rows]
         assert inputs.seq_items[u].tolist() == expect
-        assert inputs.seq_ratings[u].tolist()[7 - len(rows) :] == [table.rating[r] for r in rows]
+        assert inputs.seq_ratings[u].tolist()[7 - len(rows):] == [table.rating[r] for r in rows]
 
 
 @pytest.mark.parametrize("bad", [0, -1, 2.5, True])
@@ -88,25 +80,15 @@ def test_rejects_bad_max_len(tiny_interactions: Interactions, bad) -> None:
 
 
 def _graph(n: int, num_users: int) -> GraphPart:
-    return GraphPart(
-        "interaction_graph",
-        "graph",
-        torch.tensor([[0], [num_users]]),
-        torch.ones(1),
-        (n, n),
-        {"user": 0, "item": num_users},
-    )
+    return GraphPart("interaction_graph", "graph", torch.tensor([[0], [num_users]]),
+                     torch.ones(1), (n, n), {"user": 0, "item": num_users})
 
 
 def test_graphs_and_extras_pass_through_and_are_checked(tiny_interactions: Interactions) -> None:
     good = _graph(7, 3)
     extra = torch.eye(4)
-    inputs = build_model_inputs(
-        tiny_interactions,
-        max_len=3,
-        graphs={"interaction_graph": good},
-        extras={"item_attributes": extra},
-    )
+    inputs = build_model_inputs(tiny_interactions, max_len=3, graphs={"interaction_graph": good},
+                                extras={"item_attributes": extra})
     assert inputs.graphs["interaction_graph"] is good and inputs.extras["item_attributes"] is extra
     with pytest.raises(DataError, match="interaction_graph.*shape"):
         build_model_inputs(tiny_interactions, max_len=3, graphs={"interaction_graph": _graph(9, 3)})

@@ -84,16 +84,14 @@ def test_next_item_batches_by_hand() -> None:
     batches = list(next_item_batches(seq, 8, gen()))
     assert len(batches) == 1
     b = batches[0]
-    rows = {
-        u: (i.tolist(), t.tolist()) for u, i, t in zip(b["user"].tolist(), b["input"], b["target"])
-    }
+    rows = {u: (i.tolist(), t.tolist()) for u, i, t in
+            zip(b["user"].tolist(), b["input"], b["target"])}
     # user 1 has a single item and nothing to predict; user 0's first item has no context
     assert rows == {0: ([0, 0, 3], [-100, -100, 4]), 2: ([1, 2, 3], [1, 2, 3])}
 
 
 def test_next_item_batches_shuffle_follows_generator() -> None:
     seq = torch.arange(1, 41).view(20, 2)
-
     def order(seed: int) -> torch.Tensor:
         return torch.cat([b["user"] for b in next_item_batches(seq, 3, gen(seed))])
 

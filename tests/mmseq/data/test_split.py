@@ -49,7 +49,9 @@ def test_tiny_fixture_parts(tiny_interactions: Interactions) -> None:
         assert split.protocol == protocol
         assert split.meta["users_dropped_fewer_than_3"] == 0
         # Review text travels with its row.
-        assert split.fit.review.tolist() == [tiny_interactions.review[r] for r in (0, 1, 4, 7)]
+        assert split.fit.review.tolist() == [
+            tiny_interactions.review[r] for r in (0, 1, 4, 7)
+        ]
 
 
 @pytest.mark.parametrize(
@@ -101,9 +103,7 @@ def test_time_order_and_ties_keep_file_order() -> None:
 def test_short_users_are_dropped_and_counted() -> None:
     # user 0: 3 rows (kept); user 1: 2 rows; user 2: 1 row; user 3: none at all.
     table = make_table(
-        user=[0, 1, 0, 2, 1, 0],
-        item=[0, 1, 2, 3, 4, 5],
-        timestamp=[1, 1, 2, 1, 2, 3],
+        user=[0, 1, 0, 2, 1, 0], item=[0, 1, 2, 3, 4, 5], timestamp=[1, 1, 2, 1, 2, 3],
         num_users=4,
     )
     split = split_interactions(table, "ratio-80-20")
@@ -129,7 +129,8 @@ def test_history_stages() -> None:
 
 def test_history_test_is_chronological_with_ties_across_parts() -> None:
     # All rows share one timestamp: order is file order, and fit + valid must keep it.
-    table = make_table(user=[1, 0, 1, 0, 1, 0, 1], item=[6, 5, 4, 3, 2, 1, 0], timestamp=[7] * 7)
+    table = make_table(user=[1, 0, 1, 0, 1, 0, 1], item=[6, 5, 4, 3, 2, 1, 0],
+                       timestamp=[7] * 7)
     split = split_interactions(table, "loo-full")
     hist = split.history("test")
     assert pairs(hist) == [(0, 5), (0, 3), (1, 6), (1, 4), (1, 2)]
@@ -139,13 +140,8 @@ def test_history_test_is_chronological_with_ties_across_parts() -> None:
 def test_parts_partition_kept_rows_without_leaks() -> None:
     rng = np.random.default_rng(3)
     n = 4000
-    table = make_table(
-        rng.integers(0, 300, n),
-        rng.integers(0, 500, n),
-        rng.integers(0, 50, n),
-        num_users=300,
-        num_items=500,
-    )
+    table = make_table(rng.integers(0, 300, n), rng.integers(0, 500, n), rng.integers(0, 50, n),
+                       num_users=300, num_items=500)
     counts = np.bincount(table.user, minlength=300)
     for protocol in PROTOCOLS:
         split = split_interactions(table, protocol)

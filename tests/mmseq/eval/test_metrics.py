@@ -47,9 +47,7 @@ def test_pessimistic_rank_one_target_per_row_and_masked_items() -> None:
     # row 2 target col 0: 2.0 higher -> 1.
     assert pessimistic_rank(scores, None, torch.tensor([2, 0, 0])).tolist() == [1, 2, 1]
     assert pessimistic_rank(scores, None, torch.tensor([2, 0, 0]), max_elements=2).tolist() == [
-        1,
-        2,
-        1,
+        1, 2, 1,
     ]
 
 

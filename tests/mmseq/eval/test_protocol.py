@@ -112,12 +112,9 @@ def test_loo_full_test_stage_by_hand() -> None:
     got = evaluate(FixedScores(LOO_SCORES), cpu_inputs(), task)
     assert got == pytest.approx(
         {
-            "hr@1": 0.0,
-            "ndcg@1": 0.0,
-            "hr@2": 0.5,
-            "ndcg@2": 0.31546487678572877,  # (0 + 1/log2(3)) / 2
-            "hr@3": 1.0,
-            "ndcg@3": 0.5654648767857288,  # (1/log2(4) + 1/log2(3)) / 2
+            "hr@1": 0.0, "ndcg@1": 0.0,
+            "hr@2": 0.5, "ndcg@2": 0.31546487678572877,  # (0 + 1/log2(3)) / 2
+            "hr@3": 1.0, "ndcg@3": 0.5654648767857288,  # (1/log2(4) + 1/log2(3)) / 2
             "mrr": 0.41666666666666663,  # (1/3 + 1/2) / 2
         },
         abs=1e-12,
@@ -144,13 +141,7 @@ def test_loo_task_layout() -> None:
     assert task.candidates is None
     assert task.ks == (5, 10, 20)
     assert task.metrics == (
-        "hr@5",
-        "ndcg@5",
-        "hr@10",
-        "ndcg@10",
-        "hr@20",
-        "ndcg@20",
-        "mrr",
+        "hr@5", "ndcg@5", "hr@10", "ndcg@10", "hr@20", "ndcg@20", "mrr",
     )
     valid = make_eval_task(loo_split(), "valid")
     assert valid.history_indices.tolist() == [0, 3, 4]
@@ -195,15 +186,9 @@ def test_ratio_test_stage_by_hand() -> None:
     got = evaluate(model, cpu_inputs(), task)
     assert got == pytest.approx(
         {
-            "hr@1": 0.5,
-            "ndcg@1": 0.5,
-            "recall@1": 0.5,
-            "hr@2": 1.0,
-            "ndcg@2": 0.6934264036172708,
-            "recall@2": 0.75,
-            "hr@3": 1.0,
-            "ndcg@3": 0.8467132018086354,
-            "recall@3": 1.0,
+            "hr@1": 0.5, "ndcg@1": 0.5, "recall@1": 0.5,
+            "hr@2": 1.0, "ndcg@2": 0.6934264036172708, "recall@2": 0.75,
+            "hr@3": 1.0, "ndcg@3": 0.8467132018086354, "recall@3": 1.0,
         },
         abs=1e-12,
     )
@@ -214,12 +199,7 @@ def test_ratio_valid_stage_layout_and_default_metrics() -> None:
     assert task.target_indices.tolist() == [7, 11]
     assert task.history_indices.tolist() == [0, 1, 2, 3, 4, 5, 6, 10]
     assert set(task.metrics) == {
-        "hr@10",
-        "ndcg@10",
-        "recall@10",
-        "hr@20",
-        "ndcg@20",
-        "recall@20",
+        "hr@10", "ndcg@10", "recall@10", "hr@20", "ndcg@20", "recall@20",
     }
 
 
@@ -260,14 +240,8 @@ def test_sampled_by_hand() -> None:
     got = evaluate(FixedScores(scores), cpu_inputs(), task)
     third = 1 / 3
     assert got == pytest.approx(
-        {
-            "hr@1": third,
-            "hr@5": third,
-            "hr@10": third,
-            "ndcg@5": third,
-            "ndcg@10": third,
-            "mrr": (1 + 1 / 100 + 1 / 100) / 3,
-        },
+        {"hr@1": third, "hr@5": third, "hr@10": third, "ndcg@5": third, "ndcg@10": third,
+         "mrr": (1 + 1 / 100 + 1 / 100) / 3},
         abs=1e-12,
     )
 
@@ -361,15 +335,9 @@ def test_wrong_score_shape_is_an_error() -> None:
 def test_real_model_inputs_are_passed_through() -> None:
     empty = torch.zeros(0, dtype=torch.long)
     inputs = ModelInputs(
-        num_users=2,
-        num_items=6,
-        user=empty,
-        item=empty,
-        rating=torch.zeros(0),
-        timestamp=empty,
-        seq_items=torch.zeros(2, 1, dtype=torch.long),
-        seq_ratings=torch.zeros(2, 1),
-        seq_times=torch.zeros(2, 1, dtype=torch.long),
+        num_users=2, num_items=6, user=empty, item=empty, rating=torch.zeros(0),
+        timestamp=empty, seq_items=torch.zeros(2, 1, dtype=torch.long),
+        seq_ratings=torch.zeros(2, 1), seq_times=torch.zeros(2, 1, dtype=torch.long),
         seq_lengths=torch.zeros(2, dtype=torch.long),
     )
     task = make_eval_task(loo_split(), "test", ks=(3,))

@@ -15,16 +15,8 @@ from mmseq.eval import report
 from mmseq.eval.report import REQUIRED_KEYS, load_results, provenance, write_results
 
 PROVENANCE_KEYS = {
-    "git_sha",
-    "git_dirty",
-    "hostname",
-    "platform",
-    "cpu",
-    "cpu_count",
-    "torch_threads",
-    "cuda_device",
-    "versions",
-    "time_utc",
+    "git_sha", "git_dirty", "hostname", "platform", "cpu", "cpu_count", "torch_threads",
+    "cuda_device", "versions", "time_utc",
 }
 
 
@@ -54,11 +46,7 @@ def test_write_and_load_round_trip(tmp_path: Path) -> None:
     assert loaded["extra"] == {"best_epoch": 7, "wall_time_s": {"fit": 1.5}}
     assert set(loaded["provenance"]) == PROVENANCE_KEYS
     assert set(loaded["provenance"]["versions"]) == {
-        "python",
-        "mmseq",
-        "torch",
-        "torch_geometric",
-        "numpy",
+        "python", "mmseq", "torch", "torch_geometric", "numpy",
     }
     # Nothing but the file itself is left behind (the write is atomic via a temp file).
     assert [p.name for p in path.parent.iterdir()] == ["results.json"]
@@ -66,48 +54,24 @@ def test_write_and_load_round_trip(tmp_path: Path) -> None:
 
 def test_same_config_same_hash_and_mapping_config(tmp_path: Path) -> None:
     cfg = ExperimentConfig(seed=1)
-    a = write_results(
-        tmp_path / "a.json", metrics={}, config=cfg, seed=1, data_hash="x", protocol="ratio-80-20"
-    )
-    b = write_results(
-        tmp_path / "b.json",
-        metrics={},
-        config=to_dict(cfg),
-        seed=1,
-        data_hash="x",
-        protocol="ratio-80-20",
-    )
-    c = write_results(
-        tmp_path / "c.json",
-        metrics={},
-        config=dataclasses.replace(cfg, seed=2),
-        seed=1,
-        data_hash="x",
-        protocol="ratio-80-20",
-    )
+    a = write_results(tmp_path / "a.json", metrics={}, config=cfg, seed=1, data_hash="x",
+                      protocol="ratio-80-20")
+    b = write_results(tmp_path / "b.json", metrics={}, config=to_dict(cfg), seed=1, data_hash="x",
+                      protocol="ratio-80-20")
+    c = write_results(tmp_path / "c.json", metrics={},
+                      config=dataclasses.replace(cfg, seed=2), seed=1, data_hash="x",
+                      protocol="ratio-80-20")
     hashes = [load_results(p)["config_hash"] for p in (a, b, c)]
     assert hashes[0] == hashes[1] != hashes[2]
 
 
 def test_non_finite_metric_and_bad_config_are_errors(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="'ndcg@10' to be finite"):
-        write_results(
-            tmp_path / "r.json",
-            metrics={"ndcg@10": float("nan")},
-            config=ExperimentConfig(),
-            seed=0,
-            data_hash="x",
-            protocol="loo-full",
-        )
+        write_results(tmp_path / "r.json", metrics={"ndcg@10": float("nan")},
+                      config=ExperimentConfig(), seed=0, data_hash="x", protocol="loo-full")
     with pytest.raises(TypeError, match="'config'"):
-        write_results(
-            tmp_path / "r.json",
-            metrics={},
-            config=[1, 2],
-            seed=0,
-            data_hash="x",
-            protocol="loo-full",
-        )
+        write_results(tmp_path / "r.json", metrics={}, config=[1, 2], seed=0, data_hash="x",
+                      protocol="loo-full")
     assert not (tmp_path / "r.json").exists()
 
 

@@ -21,15 +21,10 @@ def test_contrastive_losses_equal_the_info_nce_loops() -> None:
     originals = torch.randn(n, b, d, generator=gen)
     views = torch.randn(n, m, b, d, generator=gen)
     icl, ccl = ensemble_contrastive_losses(originals, views, tau=0.3)
-    exp_icl = sum(
-        sum(info_nce(views[x, k], originals[x], tau=0.3) for k in range(m)) / m for x in range(n)
-    )
-    exp_ccl = sum(
-        sum(info_nce(views[y, k], originals[x], tau=0.3) for k in range(m)) / m
-        for x in range(n)
-        for y in range(n)
-        if x != y
-    )
+    exp_icl = sum(sum(info_nce(views[x, k], originals[x], tau=0.3) for k in range(m)) / m
+                  for x in range(n))
+    exp_ccl = sum(sum(info_nce(views[y, k], originals[x], tau=0.3) for k in range(m)) / m
+                  for x in range(n) for y in range(n) if x != y)
     torch.testing.assert_close(icl, exp_icl)
     torch.testing.assert_close(ccl, exp_ccl)
 
@@ -37,9 +32,8 @@ def test_contrastive_losses_equal_the_info_nce_loops() -> None:
 def test_contrastive_losses_at_random_init_are_log_batch_per_term() -> None:
     gen = torch.Generator().manual_seed(1)
     n, b = 3, 256
-    icl, ccl = ensemble_contrastive_losses(
-        torch.randn(n, b, 64, generator=gen), torch.randn(n, 2, b, 64, generator=gen), tau=1.0
-    )
+    icl, ccl = ensemble_contrastive_losses(torch.randn(n, b, 64, generator=gen),
+                                           torch.randn(n, 2, b, 64, generator=gen), tau=1.0)
     assert icl.item() == pytest.approx(n * math.log(b), rel=0.02)
     assert ccl.item() == pytest.approx(n * (n - 1) * math.log(b), rel=0.02)
 
@@ -64,9 +58,8 @@ def test_mutual_kl_equals_the_pairwise_kl_loop_in_value_and_gradient() -> None:
     logits = torch.randn(3, 4, 6, generator=gen, requires_grad=True)
     fast = mutual_kl_divergence(logits, tau=0.3)
     (g_fast,) = torch.autograd.grad(fast, logits)
-    slow = 0.5 * sum(
-        kl_divergence(logits[y], logits[x], tau=0.3) for x in range(3) for y in range(3) if x != y
-    )
+    slow = 0.5 * sum(kl_divergence(logits[y], logits[x], tau=0.3)
+                     for x in range(3) for y in range(3) if x != y)
     (g_slow,) = torch.autograd.grad(slow, logits)
     torch.testing.assert_close(fast, slow)
     torch.testing.assert_close(g_fast, g_slow)

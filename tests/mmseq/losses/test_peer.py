@@ -34,9 +34,8 @@ def test_kl_direction_teacher_first_student_second() -> None:
     kl = mutual_distillation_kl(F.log_softmax(logits, -1))
     # peer 0 learns KL(p1 || p0) = .2 ln(.2/.7) + .5 ln(.5/.2) + .3 ln(.3/.1) = 0.5371765
     # peer 1 learns KL(p0 || p1) = .7 ln(.7/.2) + .2 ln(.2/.5) + .1 ln(.1/.3) = 0.5838147
-    torch.testing.assert_close(
-        kl, torch.tensor([0.5371765, 0.5838147], dtype=torch.float64), rtol=0, atol=1e-6
-    )
+    torch.testing.assert_close(kl, torch.tensor([0.5371765, 0.5838147], dtype=torch.float64),
+                               rtol=0, atol=1e-6)
 
 
 def test_kl_teacher_is_detached_and_student_gradient_is_p_student_minus_p_teacher() -> None:
@@ -56,11 +55,9 @@ def test_kl_averages_over_the_other_peers() -> None:
     def kl_ref(a: list[float], b: list[float]) -> float:
         return sum(x * math.log(x / y) for x, y in zip(a, b))
 
-    expected = [
-        (kl_ref(p[1], p[0]) + kl_ref(p[2], p[0])) / 2,
-        (kl_ref(p[0], p[1]) + kl_ref(p[2], p[1])) / 2,
-        (kl_ref(p[0], p[2]) + kl_ref(p[1], p[2])) / 2,
-    ]
+    expected = [(kl_ref(p[1], p[0]) + kl_ref(p[2], p[0])) / 2,
+                (kl_ref(p[0], p[1]) + kl_ref(p[2], p[1])) / 2,
+                (kl_ref(p[0], p[2]) + kl_ref(p[1], p[2])) / 2]
     torch.testing.assert_close(kl, torch.tensor(expected, dtype=torch.float64), rtol=0, atol=1e-9)
 
 
@@ -69,19 +66,13 @@ def test_stage1_total_is_ce_plus_kl_and_one_peer_is_plain_cross_entropy() -> Non
     targets = torch.tensor([0, 1])
     out = mutual_distillation_loss(logits, targets)
     # CE: peer 0 = -(ln .7 + ln .5)/2 = 0.5249; peer 1 = -(ln .2 + ln .2)/2 = 1.6094
-    torch.testing.assert_close(
-        out.terms["ce"],
-        torch.tensor([0.5249110, 1.6094379], dtype=torch.float64),
-        atol=1e-6,
-        rtol=0,
-    )
+    torch.testing.assert_close(out.terms["ce"], torch.tensor([0.5249110, 1.6094379],
+                                                             dtype=torch.float64), atol=1e-6,
+                               rtol=0)
     # both samples swap the two distributions, so each peer's KL is the mean of the two directions
-    torch.testing.assert_close(
-        out.terms["kl"],
-        torch.full((2,), (0.5371765 + 0.5838147) / 2, dtype=torch.float64),
-        atol=1e-6,
-        rtol=0,
-    )
+    torch.testing.assert_close(out.terms["kl"], torch.full((2,), (0.5371765 + 0.5838147) / 2,
+                                                           dtype=torch.float64), atol=1e-6,
+                               rtol=0)
     torch.testing.assert_close(out.total, out.terms["ce"] + out.terms["kl"])
     single = torch.randn(1, 5, 7)
     t = torch.tensor([0, 6, 3, 3, 1])
@@ -109,13 +100,8 @@ def test_noise_filter_takes_floor_beta_batch_samples_that_every_peer_fails() -> 
     assert noise_filter_mask(log_p, 0.25).tolist() == [False, True, False, False]
     assert noise_filter_mask(log_p, 0.5).tolist() == [False, True, True, False]
     assert not noise_filter_mask(log_p, 0.0).any()
-    for m, beta, count in (
-        (100, 0.01, 1),
-        (49, 0.02, 0),
-        (50, 0.02, 1),
-        (7, 0.3, 2),
-        (256, 0.02, 5),
-    ):
+    for m, beta, count in ((100, 0.01, 1), (49, 0.02, 0), (50, 0.02, 1), (7, 0.3, 2),
+                           (256, 0.02, 5)):
         assert int(noise_filter_mask(torch.rand(2, m).log(), beta).sum()) == count
     with pytest.raises(ValueError, match="beta"):
         noise_filter_mask(log_p, 1.5)
@@ -126,12 +112,12 @@ def test_focal_weights() -> None:
     pseudo = torch.tensor([[0.25, 0.5]])
     # gamma 2: weights (1-.25)^2 = .5625 and (1-.5)^2 = .25; loss = (.5625 ln2 + .25 ln4)/2
     expected = (0.5625 * math.log(2) + 0.25 * math.log(4)) / 2
-    torch.testing.assert_close(focal_positive_loss(log_p, pseudo, 2.0), torch.tensor([expected]))
+    torch.testing.assert_close(focal_positive_loss(log_p, pseudo, 2.0),
+                               torch.tensor([expected]))
     # the second sample filtered: it still counts in the mean, with weight 0
     keep = torch.tensor([True, False])
-    torch.testing.assert_close(
-        focal_positive_loss(log_p, pseudo, 2.0, keep), torch.tensor([0.5625 * math.log(2) / 2])
-    )
+    torch.testing.assert_close(focal_positive_loss(log_p, pseudo, 2.0, keep),
+                               torch.tensor([0.5625 * math.log(2) / 2]))
     # negatives: pseudo p~ = [.6, .3, .1], target 0 -> weights .3^2, .1^2 on log(1 - p_k)
     logits = torch.tensor([[[0.5, 0.4, 0.1]]]).log()  # softmax = [.5, .4, .1]
     pseudo_full = torch.tensor([[[0.6, 0.3, 0.1]]])
@@ -160,7 +146,7 @@ def test_log_one_minus_softmax_is_exact_and_finite_at_the_extremes() -> None:
 
 def test_weighted_log_one_minus_softmax_equals_autograd_through_the_reference() -> None:
     g = torch.Generator().manual_seed(0)
-    z = torch.randn(2, 5, 7, generator=g, dtype=torch.float64) * 3
+    z = (torch.randn(2, 5, 7, generator=g, dtype=torch.float64) * 3)
     z[0, 0] = torch.tensor([40.0, 0, 0, 0, 0, 0, -3], dtype=torch.float64)  # p_top ~ 1
     z[1, 1, 2] = z[1, 1, 5]  # tied maxima
     w = torch.rand(2, 5, 7, generator=g, dtype=torch.float64)
@@ -173,10 +159,8 @@ def test_weighted_log_one_minus_softmax_equals_autograd_through_the_reference() 
     (fused * upstream).sum().backward()
     (ref * upstream).sum().backward()
     torch.testing.assert_close(fused_z.grad, ref_z.grad, rtol=1e-9, atol=1e-12)
-    assert torch.autograd.gradcheck(
-        lambda x: weighted_log_one_minus_softmax(x, w[:, 1:]),
-        (z[:, 1:].clone().requires_grad_(True),),
-    )
+    assert torch.autograd.gradcheck(lambda x: weighted_log_one_minus_softmax(x, w[:, 1:]),
+                                    (z[:, 1:].clone().requires_grad_(True),))
     # float32 at p_top -> 1 (logits [100, 0, 0]): finite value and gradient
     extreme = torch.tensor([[100.0, 0.0, 0.0]], requires_grad=True)
     out = weighted_log_one_minus_softmax(extreme, torch.ones(1, 3))
@@ -206,25 +190,23 @@ def test_stage2_loss_by_hand_on_three_items() -> None:
     #   neg = -(.2 ln .5 + .1 ln .7) = 0.1742969; CE = (-ln .2 - ln .1)/2 = 1.9560115.
     # B is filtered: it adds 0 to pos/neg but counts in their mean (halves them).
     d = torch.float64
-    torch.testing.assert_close(
-        out.terms["ce"], torch.tensor([1.3296300, 1.9560115], dtype=d), rtol=0, atol=1e-6
-    )
-    torch.testing.assert_close(
-        out.terms["pos"], torch.tensor([0.1426700, 0.2414157], dtype=d), rtol=0, atol=1e-6
-    )
-    torch.testing.assert_close(
-        out.terms["neg"], torch.tensor([0.0715900, 0.0871485], dtype=d), rtol=0, atol=1e-6
-    )
+    torch.testing.assert_close(out.terms["ce"], torch.tensor([1.3296300, 1.9560115], dtype=d),
+                               rtol=0, atol=1e-6)
+    torch.testing.assert_close(out.terms["pos"], torch.tensor([0.1426700, 0.2414157], dtype=d),
+                               rtol=0, atol=1e-6)
+    torch.testing.assert_close(out.terms["neg"], torch.tensor([0.0715900, 0.0871485], dtype=d),
+                               rtol=0, atol=1e-6)
     # total = .5 CE + .5 (pos + neg)
-    torch.testing.assert_close(
-        out.total, torch.tensor([0.7719450, 1.1422879], dtype=d), rtol=0, atol=1e-6
-    )
+    torch.testing.assert_close(out.total, torch.tensor([0.7719450, 1.1422879], dtype=d),
+                               rtol=0, atol=1e-6)
     # without the filter B adds, for peer 0: pos (1 - .1)(-ln .1) = 2.0723266,
     # neg -(.5 ln .4 + .4 ln .7) = 0.6008153
     unfiltered = deliberate_practice_loss(logits, targets, alpha=0.5, beta=0.0, gamma=1.0)
     assert unfiltered.filtered == 0
-    assert unfiltered.terms["pos"][0].item() == pytest.approx((0.2853399 + 2.0723266) / 2, abs=1e-6)
-    assert unfiltered.terms["neg"][0].item() == pytest.approx((0.1431800 + 0.6008153) / 2, abs=1e-6)
+    assert unfiltered.terms["pos"][0].item() == pytest.approx((0.2853399 + 2.0723266) / 2,
+                                                              abs=1e-6)
+    assert unfiltered.terms["neg"][0].item() == pytest.approx((0.1431800 + 0.6008153) / 2,
+                                                              abs=1e-6)
 
 
 def test_stage2_gradients_stay_within_each_peer_and_filter_holds_for_gamma_zero() -> None:
@@ -238,8 +220,7 @@ def test_stage2_gradients_stay_within_each_peer_and_filter_holds_for_gamma_zero(
     g0 = deliberate_practice_loss(logits.detach(), targets, alpha=0.0, beta=0.5, gamma=0.0)
     # peer 0 on A: pos = -ln .7; neg = -(ln .8 + ln .9); halved by the mean over 2 samples
     assert g0.total[0].item() == pytest.approx(
-        (-math.log(0.7) - math.log(0.8) - math.log(0.9)) / 2, abs=1e-6
-    )
+        (-math.log(0.7) - math.log(0.8) - math.log(0.9)) / 2, abs=1e-6)
 
 
 def test_bad_shapes_and_hyper_parameters_are_named() -> None:
@@ -248,6 +229,5 @@ def test_bad_shapes_and_hyper_parameters_are_named() -> None:
     with pytest.raises(ValueError, match="targets"):
         mutual_distillation_loss(torch.zeros(2, 4, 3), torch.zeros(5, dtype=torch.long))
     with pytest.raises(ValueError, match="alpha"):
-        deliberate_practice_loss(
-            torch.zeros(2, 4, 3), torch.zeros(4, dtype=torch.long), alpha=1.5, beta=0.0, gamma=1.0
-        )
+        deliberate_practice_loss(torch.zeros(2, 4, 3), torch.zeros(4, dtype=torch.long),
+                                 alpha=1.5, beta=0.0, gamma=1.0)

@@ -66,9 +66,8 @@ def test_sequence_contrastive_loss_is_two_info_nce_with_other_prototypes() -> No
     assignment = torch.tensor([0, 1, 2, 0, 4])
     mu = torch.cat([mu, torch.randn(1, 3, generator=gen)])  # K = 6
     negatives = torch.stack([mu[[k for k in range(6) if k != a]] for a in assignment.tolist()])
-    expected = info_nce(z1, z2, tau=0.5, extra_negatives=negatives) + info_nce(
-        z2, z1, tau=0.5, extra_negatives=negatives
-    )
+    expected = (info_nce(z1, z2, tau=0.5, extra_negatives=negatives)
+                + info_nce(z2, z1, tau=0.5, extra_negatives=negatives))
     got = sequence_contrastive_loss(z1, z2, mu, assignment, tau=0.5)
     torch.testing.assert_close(got, expected)
 

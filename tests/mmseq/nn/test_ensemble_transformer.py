@@ -12,15 +12,8 @@ from mmseq.nn.transformer import TransformerEncoder
 @pytest.mark.parametrize("causal,norm_first", [(False, False), (True, True)])
 def test_members_equal_independent_encoders(causal: bool, norm_first: bool) -> None:
     torch.manual_seed(0)
-    kwargs = dict(
-        d_model=8,
-        num_layers=2,
-        num_heads=2,
-        ffn_dim=16,
-        dropout=0.3,
-        causal=causal,
-        norm_first=norm_first,
-    )
+    kwargs = dict(d_model=8, num_layers=2, num_heads=2, ffn_dim=16, dropout=0.3, causal=causal,
+                  norm_first=norm_first)
     singles = [TransformerEncoder(**kwargs) for _ in range(3)]
     ensemble = EnsembleTransformerEncoder(num_members=3, **kwargs)
     ensemble.load_members(singles)

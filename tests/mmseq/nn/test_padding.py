@@ -49,9 +49,8 @@ ENCODERS = {
     # (B, L') -> (B, L', d): one encoder
     "bert4rec": lambda: BERT4Rec(BERT4RecConfig(embedding_dim=8, ffn_dim=16, max_len=16), 1, 30),
     # (B, L') -> (T, B, L', d): three peers at once
-    "peerrec": lambda: PeerRec(
-        PeerRecConfig(embedding_dim=8, ffn_dim=16, max_len=16, num_peers=3), 1, 30
-    ),
+    "peerrec": lambda: PeerRec(PeerRecConfig(embedding_dim=8, ffn_dim=16, max_len=16,
+                                             num_peers=3), 1, 30),
 }
 
 
@@ -61,9 +60,8 @@ def test_bucketed_states_equal_the_padded_batchs(name: str) -> None:
     model = ENCODERS[name]().eval()
     lengths = [16, 1, 5, 3, 9, 2, 16, 4, 1, 12]  # widths 1..16: five buckets
     tokens = _left_padded(lengths, 16, 31)
-    labels = torch.where(
-        torch.rand(tokens.shape, generator=torch.Generator().manual_seed(1)) < 0.4, tokens - 1, -100
-    )
+    labels = torch.where(torch.rand(tokens.shape, generator=torch.Generator().manual_seed(1))
+                         < 0.4, tokens - 1, -100)
     labels[tokens == 0] = -100
     assert len(length_buckets(tokens)) == 5
     with torch.no_grad():

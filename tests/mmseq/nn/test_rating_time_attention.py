@@ -55,16 +55,14 @@ def test_weights_sum_to_one_and_decay_with_age_at_equal_rating() -> None:
 
 
 def test_higher_rating_weighs_more_at_equal_age() -> None:
-    w = rating_time_weights(
-        torch.tensor([[2.0, 5.0]]), torch.zeros(1, 2), torch.ones(1, 2, dtype=torch.bool)
-    )
+    w = rating_time_weights(torch.tensor([[2.0, 5.0]]), torch.zeros(1, 2),
+                            torch.ones(1, 2, dtype=torch.bool))
     assert w[0, 1] > w[0, 0]
 
 
 def test_empty_row_gives_zero_weights_not_nan() -> None:
-    w = rating_time_weights(
-        torch.ones(2, 3), torch.zeros(2, 3), torch.tensor([[False] * 3, [False, True, True]])
-    )
+    w = rating_time_weights(torch.ones(2, 3), torch.zeros(2, 3),
+                            torch.tensor([[False] * 3, [False, True, True]]))
     assert torch.isfinite(w).all()
     assert (w[0] == 0).all() and w[1].sum() == pytest.approx(1.0)
 

@@ -50,14 +50,8 @@ def setup():
 
 
 def _cfg(**kw) -> TrainConfig:
-    base = {
-        "epochs": 5,
-        "batch_size": 32,
-        "lr": 1e-2,
-        "patience": 5,
-        "device": "cpu",
-        "progress": False,
-    }
+    base = {"epochs": 5, "batch_size": 32, "lr": 1e-2, "patience": 5, "device": "cpu",
+            "progress": False}
     return TrainConfig(**{**base, **kw})
 
 
@@ -70,15 +64,8 @@ def _model(name: str, split, seed: int = 0) -> Recommender:
 def _run(name: str, setup, seed: int = 0, init_seed: int = 0, **kw):
     split, inputs, task = setup
     model = _model(name, split, init_seed)
-    result = fit(
-        model,
-        train_inputs=inputs,
-        valid_inputs=inputs,
-        valid_task=task,
-        cfg=_cfg(),
-        seed=seed,
-        **kw,
-    )
+    result = fit(model, train_inputs=inputs, valid_inputs=inputs, valid_task=task, cfg=_cfg(),
+                 seed=seed, **kw)
     return model, result
 
 
@@ -108,9 +95,8 @@ class InterruptAfter(Callback):
 
 
 @pytest.mark.parametrize("name", ["bprmf", "sasrec"])  # generator-driven; + dropout's global RNG
-def test_resume_after_interruption_matches_uninterrupted_run(
-    name: str, setup, tmp_path: Path
-) -> None:
+def test_resume_after_interruption_matches_uninterrupted_run(name: str, setup,
+                                                              tmp_path: Path) -> None:
     full_model, full = _run(name, setup)
     with pytest.raises(Interrupt):
         _run(name, setup, checkpoint_dir=tmp_path, callbacks=[InterruptAfter(2)])
@@ -160,37 +146,22 @@ def test_early_stopping_restores_best_weights(setup) -> None:
     split, inputs, task = setup
     model = _model("bprmf", split)
     snaps = Snapshots()
-    result = fit(
-        model,
-        train_inputs=inputs,
-        valid_inputs=inputs,
-        valid_task=task,
-        cfg=_cfg(epochs=6, patience=2),
-        seed=0,
-        callbacks=[snaps],
-        evaluate_fn=scripted,
-    )
+    result = fit(model, train_inputs=inputs, valid_inputs=inputs, valid_task=task,
+                 cfg=_cfg(epochs=6, patience=2), seed=0, callbacks=[snaps], evaluate_fn=scripted)
     assert result.stopped_early and result.best_epoch == 2
     assert [h["valid"]["ndcg@10"] for h in result.history] == [0.1, 0.5, 0.4, 0.3]
     assert result.best_metrics == {"ndcg@10": 0.5}
     for key, value in model.state_dict().items():
         assert torch.equal(value, snaps.states[2][key])
-    assert not torch.equal(
-        snaps.states[2]["user_embedding.weight"], snaps.states[4]["user_embedding.weight"]
-    )
+    assert not torch.equal(snaps.states[2]["user_embedding.weight"],
+                           snaps.states[4]["user_embedding.weight"])
 
 
 def test_eval_every_validates_on_schedule_and_at_the_end(setup, caplog) -> None:
     caplog.set_level("INFO", logger="mmseq.train.callbacks")
     split, inputs, task = setup
-    result = fit(
-        _model("bprmf", split),
-        train_inputs=inputs,
-        valid_inputs=inputs,
-        valid_task=task,
-        cfg=_cfg(epochs=3, eval_every=2),
-        seed=0,
-    )
+    result = fit(_model("bprmf", split), train_inputs=inputs, valid_inputs=inputs,
+                 valid_task=task, cfg=_cfg(epochs=3, eval_every=2), seed=0)
     assert ["valid" in h for h in result.history] == [False, True, True]
     assert set(result.history[0]["loss"]) == {"total", "bpr", "l2"}
     assert all(h["seconds"] >= 0 for h in result.history)
@@ -201,9 +172,8 @@ def test_eval_every_validates_on_schedule_and_at_the_end(setup, caplog) -> None:
 def test_closed_form_model_is_fitted_and_evaluated_once(setup) -> None:
     split, inputs, task = setup
     model = _model("pop", split)
-    result = fit(
-        model, train_inputs=inputs, valid_inputs=inputs, valid_task=task, cfg=_cfg(), seed=0
-    )
+    result = fit(model, train_inputs=inputs, valid_inputs=inputs, valid_task=task, cfg=_cfg(),
+                 seed=0)
     assert result.best_epoch == 0 and len(result.history) == 1 and not result.stopped_early
     assert model.popularity.sum().item() == len(split.fit)
     assert result.best_metrics == evaluate(model, inputs, task)
@@ -224,15 +194,14 @@ class NaNAtEpoch2Step1(Recommender):
         self.w = nn.Parameter(torch.ones(1))
         self.count = _Counter()
 
-    def training_batches(
-        self, inputs: ModelInputs, batch_size: int, generator: torch.Generator
-    ) -> Iterator[dict[str, Tensor]]:
+    def training_batches(self, inputs: ModelInputs, batch_size: int,
+                         generator: torch.Generator) -> Iterator[dict[str, Tensor]]:
         self.count.epoch += 1
         return iter([{"step": torch.tensor(s)} for s in range(3)])
 
     def loss(self, batch: dict[str, Tensor], inputs: ModelInputs) -> LossOutput:
         bad = self.count.epoch == 2 and int(batch["step"]) == 1
-        fine = (self.w**2).sum()
+        fine = (self.w ** 2).sum()
         weird = fine * (float("nan") if bad else 1.0)
         return LossOutput(fine + weird, {"fine": fine.detach(), "weird": weird.detach()})
 
@@ -240,50 +209,29 @@ class NaNAtEpoch2Step1(Recommender):
         return self.w.expand(len(users), 4)
 
 
-def test_non_finite_loss_names_epoch_step_and_term_and_keeps_checkpoint(
-    setup, tmp_path: Path
-) -> None:
+def test_non_finite_loss_names_epoch_step_and_term_and_keeps_checkpoint(setup,
+                                                                         tmp_path: Path) -> None:
     _, inputs, task = setup
     const = lambda model, inputs, task, batch_size: {"ndcg@10": 0.5}  # noqa: E731
     with pytest.raises(TrainingError, match=r"epoch 2, step 1.*\['weird'\].*last\.pt"):
-        fit(
-            NaNAtEpoch2Step1(),
-            train_inputs=inputs,
-            valid_inputs=inputs,
-            valid_task=task,
-            cfg=_cfg(),
-            seed=0,
-            checkpoint_dir=tmp_path,
-            evaluate_fn=const,
-        )
+        fit(NaNAtEpoch2Step1(), train_inputs=inputs, valid_inputs=inputs, valid_task=task,
+            cfg=_cfg(), seed=0, checkpoint_dir=tmp_path, evaluate_fn=const)
     assert load_checkpoint(tmp_path)["epoch"] == 1
 
 
 def test_unknown_monitor_is_a_config_error(setup) -> None:
     with pytest.raises(ConfigError, match="monitor.*'nope'.*hr@10"):
         split, inputs, task = setup
-        fit(
-            _model("bprmf", split),
-            train_inputs=inputs,
-            valid_inputs=inputs,
-            valid_task=task,
-            cfg=_cfg(epochs=1, monitor="nope"),
-            seed=0,
-        )
+        fit(_model("bprmf", split), train_inputs=inputs, valid_inputs=inputs, valid_task=task,
+            cfg=_cfg(epochs=1, monitor="nope"), seed=0)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
 def test_cuda_without_cuda_is_a_config_error(setup) -> None:
     split, inputs, task = setup
     with pytest.raises(ConfigError, match="CUDA is not available"):
-        fit(
-            _model("bprmf", split),
-            train_inputs=inputs,
-            valid_inputs=inputs,
-            valid_task=task,
-            cfg=_cfg(device="cuda"),
-            seed=0,
-        )
+        fit(_model("bprmf", split), train_inputs=inputs, valid_inputs=inputs, valid_task=task,
+            cfg=_cfg(device="cuda"), seed=0)
 
 
 def test_corrupt_checkpoint_is_an_artifact_error(setup, tmp_path: Path) -> None:
@@ -323,13 +271,7 @@ def test_every_model_trains_on_cuda(name: str, setup) -> None:
     if MODELS.get(name).requires_graphs:
         pytest.skip("graph models need a graph: covered by test_cuda_scores_match_cpu")
     model = _model(name, split)
-    result = fit(
-        model,
-        train_inputs=inputs,
-        valid_inputs=inputs,
-        valid_task=task,
-        cfg=_cfg(epochs=2, device="cuda"),
-        seed=0,
-    )
+    result = fit(model, train_inputs=inputs, valid_inputs=inputs, valid_task=task,
+                 cfg=_cfg(epochs=2, device="cuda"), seed=0)
     assert all(0.0 <= v <= 1.0 for v in result.best_metrics.values())
     assert all(t.device.type == "cuda" for t in model.state_dict().values())

@@ -33,6 +33,8 @@ def test_unknown_schedule_is_a_config_error() -> None:
         from_dict(TrainConfig, {"lr_schedule": "cosine"}, where="x.yaml:train")
 
 
+
+
 class Interrupt(Exception):
     pass
 
@@ -60,21 +62,12 @@ def _setup():
 
 def _fit(split, inputs, task, **kw):
     torch.manual_seed(0)
-    model = MODELS.get("bprmf")(
-        MODELS.get("bprmf").config_class(), split.num_users, split.num_items
-    )
-    cfg = TrainConfig(
-        epochs=4,
-        batch_size=16,
-        lr=0.05,
-        lr_schedule="linear",
-        patience=10,
-        device="cpu",
-        progress=False,
-    )
-    return model, fit(
-        model, train_inputs=inputs, valid_inputs=inputs, valid_task=task, cfg=cfg, seed=0, **kw
-    )
+    model = MODELS.get("bprmf")(MODELS.get("bprmf").config_class(), split.num_users,
+                                split.num_items)
+    cfg = TrainConfig(epochs=4, batch_size=16, lr=0.05, lr_schedule="linear", patience=10,
+                      device="cpu", progress=False)
+    return model, fit(model, train_inputs=inputs, valid_inputs=inputs, valid_task=task, cfg=cfg,
+                      seed=0, **kw)
 
 
 def test_trainer_applies_the_schedule_and_resumes_exactly(tmp_path: Path) -> None:
@@ -93,13 +86,12 @@ def test_linear_schedule_changes_training() -> None:
     split, inputs, task = _setup()
     _, linear = _fit(split, inputs, task)
     torch.manual_seed(0)
-    model = MODELS.get("bprmf")(
-        MODELS.get("bprmf").config_class(), split.num_users, split.num_items
-    )
-    cfg = TrainConfig(epochs=4, batch_size=16, lr=0.05, patience=10, device="cpu", progress=False)
-    constant = fit(
-        model, train_inputs=inputs, valid_inputs=inputs, valid_task=task, cfg=cfg, seed=0
-    )
+    model = MODELS.get("bprmf")(MODELS.get("bprmf").config_class(), split.num_users,
+                                split.num_items)
+    cfg = TrainConfig(epochs=4, batch_size=16, lr=0.05, patience=10, device="cpu",
+                      progress=False)
+    constant = fit(model, train_inputs=inputs, valid_inputs=inputs, valid_task=task, cfg=cfg,
+                   seed=0)
     assert constant.history[0]["loss"] == linear.history[0]["loss"]  # epoch 1: same rate
     assert constant.history[3]["loss"] != linear.history[3]["loss"]
     assert "lr" not in constant.history[0]
