@@ -1,4 +1,4 @@
-"""``python -m mmseq`` / ``mmseq``: train, evaluate, inspect data, list models.
+"""``python -m mmseq`` / ``mmseq``: train, evaluate, recommend, report, inspect data.
 
 Errors that mmseq raises on purpose (bad data, bad config, missing artifacts) end the command with
 one line on stderr and exit status 2, never a traceback; ``--debug`` shows the traceback.
@@ -12,6 +12,7 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from mmseq.errors import MmseqError
 
@@ -87,6 +88,71 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_recommend(args: argparse.Namespace) -> int:
+    from mmseq.errors import ConfigError
+    from mmseq.recommend import load_run
+
+    if args.all == bool(args.user):
+        raise ConfigError("Give either --user U (repeatable) or --all --out FILE")
+    if args.all and not args.out:
+        raise ConfigError("--all needs --out FILE.parquet or FILE.csv")
+    if args.out:
+        from mmseq.export import export_format
+
+        export_format(args.out)  # a bad suffix fails before the run is loaded
+    run = load_run(args.run, device=args.device)
+    if args.explain and not run.has_topics:
+        raise ConfigError(
+            f"--explain needs topic hypergraphs, but the graphs of run {args.run} are "
+            f"{sorted(run.graph_parts()) or 'none'}; explanations come with SD-MTMP-family runs"
+        )
+    if args.all:
+        from mmseq.export import write_recommendations
+
+        rows = write_recommendations(
+            run, args.out, k=args.k, exclude=args.exclude, batch_size=args.batch_size
+        )
+        print(f"{rows} recommendations for {len(run.user_ids)} users written to {args.out}")
+        return 0
+    recs = run.recommend(args.user, args.k, exclude=args.exclude)
+    payload: list[dict[str, Any]] = []
+    for user, row_items, row_scores in zip(recs.users, recs.items, recs.scores):
+        items: list[dict[str, Any]] = []
+        for rank, (item, score) in enumerate(zip(row_items, row_scores), 1):
+            if item is None:  # fewer than k items left to recommend
+                break
+            entry: dict[str, Any] = {"rank": rank, "item": str(item), "score": float(score)}
+            if args.explain:
+                entry["explanation"] = run.explain(user, item, top=args.topics).to_dict()
+            items.append(entry)
+        payload.append({"user": str(user), "items": items})
+    if args.json:
+        print(json.dumps(payload, indent=2))
+        return 0
+    for block in payload:
+        print(f"user {block['user']}: top {len(block['items'])} (history excluded: {args.exclude})")
+        for rec in block["items"]:
+            line = f"{rec['rank']:>4}. {rec['item']}  {rec['score']:.4f}"
+            if args.explain:
+                links = rec["explanation"]["links"]
+                line += "  topics: " + (", ".join(link["label"] for link in links) or "none shared")
+            print(line)
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from mmseq.report.build import write_report
+
+    report = write_report(args.run, args.out, users=args.users, k=args.k)
+    print(
+        f"report: {report.html} ({len(report.figures)} figures in "
+        f"{report.html.with_name(report.html.stem + '_figures')})"
+    )
+    for note in report.notes:
+        print(f"note: {note}")
+    return 0
+
+
 def _fmt(metrics: dict) -> str:
     return "  ".join(f"{k}={v:.4f}" for k, v in sorted(metrics.items()) if isinstance(v, float))
 
@@ -139,6 +205,37 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--top", type=int, default=10, help="links shown (0 = all)")
     explain.add_argument("--json", action="store_true")
     explain.set_defaults(func=_cmd_explain)
+
+    rec = sub.add_parser("recommend", help="top-k items of a trained run for users")
+    rec.add_argument("--run", required=True, help="run directory written by 'mmseq train'")
+    rec.add_argument("--user", action="append", default=[], help="raw user id (repeatable)")
+    rec.add_argument("--all", action="store_true", help="every user (needs --out)")
+    rec.add_argument("--out", help="with --all: FILE.parquet or FILE.csv (user, rank, item, score)")
+    rec.add_argument("-k", type=int, default=10, help="items per user (default: 10)")
+    rec.add_argument(
+        "--exclude",
+        choices=["all", "eval"],
+        default="all",
+        help="items not recommended: all the user's known items (default), or the "
+        "test stage's history as evaluation masks it",
+    )
+    rec.add_argument(
+        "--explain",
+        action="store_true",
+        help="the review topics that connect each user and item (topic models)",
+    )
+    rec.add_argument("--topics", type=int, default=3, help="topics shown per item with --explain")
+    rec.add_argument("--batch-size", type=int, default=None, help="users per scoring batch")
+    rec.add_argument("--device", default=None, help="override the run's train.device")
+    rec.add_argument("--json", action="store_true")
+    rec.set_defaults(func=_cmd_recommend)
+
+    rep = sub.add_parser("report", help="one self-contained HTML report of a trained run")
+    rep.add_argument("--run", required=True, help="run directory written by 'mmseq train'")
+    rep.add_argument("--out", help="HTML path (default: <run>/report.html)")
+    rep.add_argument("--users", type=int, default=3, help="users whose recommendations are shown")
+    rep.add_argument("-k", type=int, default=5, help="recommendations per user")
+    rep.set_defaults(func=_cmd_report)
 
     models = sub.add_parser("models", help="list the registered models")
     models.set_defaults(func=_cmd_models)

@@ -229,7 +229,8 @@ class TrainConfig:
     max_len: int = 50  # longest training sequence fed to sequential models (most recent items)
     eval_batch_size: int = 1024
     grad_clip: float = 0.0  # max grad norm; 0 = off
-    progress: bool = True
+    progress: bool = True  # tqdm bars on a terminal, one line per epoch elsewhere
+    tensorboard: bool = False  # TensorBoard event files in <run_dir>/tensorboard
     threads: int = 0  # torch intra-op threads; 0 = leave torch's default
 
 

@@ -18,6 +18,7 @@ NON_RESULT_FIELDS: tuple[tuple[str, ...], ...] = (
     ("artifacts_dir",),
     ("data_root",),
     ("train", "progress"),
+    ("train", "tensorboard"),
 )
 
 

@@ -27,6 +27,7 @@ import torch
 from mmseq.config import from_dict, load_experiment, load_yaml
 from mmseq.data.schema import settings_hash
 from mmseq.eval.report import load_results
+from mmseq.report.results_chart import ChartRow, chart_path, write_results_chart
 from mmseq.train.experiment import run_experiment
 
 REPO = Path(__file__).resolve().parents[1]
@@ -221,6 +222,8 @@ def to_markdown(tables: list[dict], seeds: list[int], total_s: float, out_name: 
             cells = [f"{ref.values[c]:.4f}" if c in ref.values else "–" for c in t["columns"]]
             lines.append("| " + " | ".join([f"*{ref.label}*", *cells, "–", "–"]) + " |")
         lines.append("")
+        if out_name:  # the chart main() writes beside the markdown (mmseq.report.results_chart)
+            lines += [f"![{t['name']}: mean, seed spread]({chart_path(out_name, t['name'])})", ""]
         if t["notes"]:
             lines += [t["notes"].strip(), ""]
     for file, heading in COMPANIONS.items():
@@ -263,6 +266,11 @@ def main(argv: list[str] | None = None) -> int:
     Path(args.out).write_text(
         to_markdown(tables, args.seeds, total, Path(args.out).name), encoding="utf-8"
     )
+    for t in tables:  # each table as a bar chart with the seed spread, beside the markdown
+        rows = [ChartRow(r["model"], {c: [x["test"][c] for x in r["runs"] if c in x["test"]]
+                                      for c in t["columns"]}) for r in t["rows"]]
+        rows += [ChartRow(p.label, {c: [v] for c, v in p.values.items()}, True) for p in t["paper"]]
+        write_results_chart(rows, t["columns"], t["caption"], chart_path(args.out, t["name"]))
     summary = {
         t["name"]: {
             r["model"]: {c: statistics.fmean(x["test"][c] for x in r["runs"]) for c in t["columns"]}

@@ -1,6 +1,6 @@
 """A human-readable topic report: sizes, keywords and a 2-D map of the topic embeddings.
 
-The map is a PCA projection of the (k, d) topic embeddings, computed here with NumPy and always
+The map is a PCA projection of the (k, d) topic embeddings (``mmseq.report.topic_map``), always
 written to ``topics.json``; the PNG needs matplotlib, which mmseq does not depend on. Without it the
 PNG is skipped with a logged warning and the JSON says why.
 """
@@ -16,28 +16,9 @@ import numpy as np
 from mmseq.data.schema import TopicAssignments
 from mmseq.io import atomic_write, write_json
 from mmseq.optional import is_available
+from mmseq.report.topic_map import topic_map_2d  # one map for the topic stage and the run report
 
 logger = logging.getLogger(__name__)
-
-
-def topic_map_2d(topic_embeddings: np.ndarray) -> np.ndarray:
-    """PCA of the topic embeddings to 2-D (deterministic signs: largest |loading| positive).
-
-    Shapes:
-        topic_embeddings: (k, d). Returns (k, 2) float64; zeros where k < 2.
-    """
-    x = np.asarray(topic_embeddings, dtype=np.float64)
-    k = x.shape[0]
-    out = np.zeros((k, 2))
-    if k < 2:
-        return out
-    centred = x - x.mean(axis=0, keepdims=True)
-    _, _, vt = np.linalg.svd(centred, full_matrices=False)  # vt: (min(k, d), d)
-    comps = vt[:2]
-    signs = np.sign(comps[np.arange(len(comps)), np.abs(comps).argmax(axis=1)])
-    proj = centred @ (comps * signs[:, None]).T  # (k, n_comp)
-    out[:, : proj.shape[1]] = proj
-    return out
 
 
 def topic_summary(assignments: TopicAssignments) -> list[dict[str, Any]]:

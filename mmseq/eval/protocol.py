@@ -298,6 +298,23 @@ def _csr_rows(indptr: Tensor, indices: Tensor, start: int, stop: int) -> tuple[T
     return rows, indices[lo:hi]
 
 
+def mask_rows(
+    scores: Tensor, indptr: Tensor, indices: Tensor, start: int, stop: int
+) -> Tensor:
+    """``scores`` with the items of CSR rows ``[start, stop)`` set to ``-inf`` (out of place).
+
+    The one masking step of full ranking: row ``j`` of ``scores`` belongs to CSR row
+    ``start + j``; one ``index_put`` over the batch's (row, item) pairs.
+
+    Shapes:
+        scores: (stop - start, num_items) on ``indices.device``; ``indptr`` (R + 1,) on the CPU;
+        ``indices`` (nnz,). Returns the same shape as ``scores``.
+    """
+    rows, cols = _csr_rows(indptr, indices, start, stop)
+    minus_inf = torch.tensor(float("-inf"), dtype=scores.dtype, device=scores.device)
+    return scores.index_put((rows, cols), minus_inf)
+
+
 def evaluate_per_user(
     model: RankingModel, inputs: Any, task: EvalTask, *, batch_size: int = 1024
 ) -> dict[str, Tensor]:
@@ -339,9 +356,8 @@ def evaluate_per_user(
                         ranks = pessimistic_rank(scores, None, torch.zeros_like(batch_users))
                         segment = torch.arange(stop - start, device=device)
                     else:
-                        rows, cols = _csr_rows(task.history_indptr, history_indices, start, stop)
-                        minus_inf = torch.tensor(float("-inf"), dtype=scores.dtype, device=device)
-                        scores = scores.index_put((rows, cols), minus_inf)  # out of place
+                        scores = mask_rows(scores, task.history_indptr, history_indices,
+                                           start, stop)
                         segment, target_cols = _csr_rows(
                             task.target_indptr, target_indices, start, stop
                         )

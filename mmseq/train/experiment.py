@@ -8,6 +8,7 @@ read the bundle that ``scripts/build_graphs.py`` wrote for the same data, split 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import time
 from dataclasses import dataclass
@@ -162,6 +163,13 @@ def run_experiment(
     valid_task = make_eval_task(split, "valid", ks=ks, seed=cfg.split.seed)
     test_task = make_eval_task(split, "test", ks=ks, seed=cfg.split.seed)
 
+    callbacks = []
+    if cfg.train.tensorboard:
+        from mmseq.train.callbacks import TensorBoardLogger
+        from mmseq.train.optim import epoch_learning_rate
+
+        lr = functools.partial(epoch_learning_rate, cfg.train)
+        callbacks.append(TensorBoardLogger(run_dir / "tensorboard", lr=lr))
     start = time.perf_counter()
     result = fit(
         model,
@@ -172,6 +180,7 @@ def run_experiment(
         seed=cfg.seed,
         checkpoint_dir=run_dir / "checkpoints" if resume else None,
         checkpoint_key=checkpoint_key(cfg),
+        callbacks=callbacks,
     )
     fit_seconds = time.perf_counter() - start
     device = next((p.device for p in model.parameters()), resolve_device(cfg.train.device))
@@ -210,23 +219,73 @@ def run_experiment(
     return {**results, "run_dir": str(run_dir)}
 
 
-def evaluate_run(run_dir: Path, *, stage: str = "test") -> dict[str, float]:
-    """Reload a finished run (config + weights) and score ``stage`` again."""
-    from mmseq.config import ExperimentConfig as _EC
+@dataclass(frozen=True, eq=False)
+class LoadedRun:
+    """A finished run reloaded from ``<run_dir>/model.pt``: what scoring it again needs.
 
-    state = torch.load(Path(run_dir) / "model.pt", map_location="cpu", weights_only=True)
-    cfg = from_dict(_EC, state["config"], where=str(Path(run_dir) / "model.pt"))
+    Attributes:
+        run_dir: the run directory.
+        cfg: the run's resolved config (``train.progress`` off).
+        prepared: its data set and split, loaded again from the config.
+        model: the model with the saved weights, on ``device``, in eval mode (closed-form models
+            fitted again on the fit part, as training did).
+        parts: the graph parts the model consumes (empty for models without graphs).
+        fit_inputs: inputs of the fit part (training and validation history).
+        test_inputs: inputs of fit + valid (the history the test stage is scored with).
+        device: where the model and the inputs live.
+    """
+
+    run_dir: Path
+    cfg: ExperimentConfig
+    prepared: PreparedData
+    model: Recommender
+    parts: dict[str, GraphPart]
+    fit_inputs: ModelInputs
+    test_inputs: ModelInputs
+    device: torch.device
+
+
+def load_trained_run(run_dir: Path | str, *, device: str | None = None) -> LoadedRun:
+    """Reload a finished run (config + weights), its data, split and graph parts.
+
+    Args:
+        run_dir: a directory written by :func:`run_experiment` (holds ``model.pt``).
+        device: overrides the run's ``train.device`` (default: None = the run's setting).
+
+    Raises:
+        ArtifactError: if ``model.pt`` is missing or does not fit the data set.
+    """
+    run_dir = Path(run_dir)
+    path = run_dir / "model.pt"
+    if not path.is_file():
+        raise ArtifactError(
+            f"No trained model at {path}; is {run_dir} a run directory written by 'mmseq train'?"
+        )
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    cfg = from_dict(ExperimentConfig, state["config"], where=str(path))
     cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, progress=False))
     seed_everything(cfg.seed)
     prepared = prepare_data(cfg)
     model = build_model(cfg, prepared.data.num_users, prepared.data.num_items)
-    model.load_state_dict(state["state_dict"])
+    try:
+        model.load_state_dict(state["state_dict"])
+    except RuntimeError as exc:
+        raise ArtifactError(f"{path} does not fit its own config's data set: {exc}") from None
     parts = _graph_parts(cfg, prepared.split, model, None)
     fit_inputs, test_inputs = make_inputs(cfg, prepared, parts)
-    inputs = test_inputs if stage == "test" else fit_inputs
-    device = resolve_device(cfg.train.device)
-    model.to(device)
+    dev = resolve_device(device or cfg.train.device)
+    model.to(dev)
+    fit_inputs, test_inputs = fit_inputs.to(dev), test_inputs.to(dev)
     if not model.trainable:
-        model.fit_closed_form(fit_inputs.to(device))
-    task = make_eval_task(prepared.split, stage, ks=cfg.ks or None, seed=cfg.split.seed)
-    return evaluate(model, inputs.to(device), task, batch_size=cfg.train.eval_batch_size)
+        model.fit_closed_form(fit_inputs)
+    model.eval()
+    return LoadedRun(run_dir, cfg, prepared, model, parts, fit_inputs, test_inputs, dev)
+
+
+def evaluate_run(run_dir: Path, *, stage: str = "test") -> dict[str, float]:
+    """Reload a finished run (config + weights) and score ``stage`` again."""
+    run = load_trained_run(run_dir)
+    inputs = run.test_inputs if stage == "test" else run.fit_inputs
+    cfg = run.cfg
+    task = make_eval_task(run.prepared.split, stage, ks=cfg.ks or None, seed=cfg.split.seed)
+    return evaluate(run.model, inputs, task, batch_size=cfg.train.eval_batch_size)

@@ -22,7 +22,13 @@ from mmseq.config import TrainConfig
 from mmseq.errors import ConfigError, TrainingError
 from mmseq.models.base import ModelInputs, Recommender
 from mmseq.seed import make_generator, seed_everything
-from mmseq.train.callbacks import Callback, EarlyStopping, LoggingCallback
+from mmseq.train.callbacks import (
+    Callback,
+    EarlyStopping,
+    EpochLine,
+    LoggingCallback,
+    is_interactive,
+)
 from mmseq.train.checkpoint import (
     capture_rng_state,
     checkpoint_path,
@@ -128,7 +134,9 @@ def fit(
             (previous epoch) is left untouched.
     """
     evaluate = evaluate_fn or _default_evaluate()
-    callbacks = [LoggingCallback(), *callbacks]
+    # Bars on a terminal; elsewhere (CI, nohup, a pipe) one clean line per epoch instead.
+    lines = [EpochLine(cfg.epochs if model.trainable else None)] if cfg.progress else []
+    callbacks = [LoggingCallback(), *(lines if not is_interactive() else []), *callbacks]
     if cfg.eval_every < 1:
         raise ConfigError(f"Expected 'train.eval_every' >= 1 (got {cfg.eval_every})")
     validating = valid_task is not None
@@ -239,7 +247,8 @@ def _train_epoch(model: Recommender, inputs: ModelInputs, optimizer: torch.optim
     sums: dict[str, torch.Tensor] = {}
     steps = 0
     batches = model.training_batches(inputs, cfg.batch_size, generator)
-    for step, batch in enumerate(tqdm(batches, desc=f"epoch {epoch}", disable=not cfg.progress,
+    bars = cfg.progress and is_interactive()
+    for step, batch in enumerate(tqdm(batches, desc=f"epoch {epoch}", disable=not bars,
                                       leave=False)):
         out = model.loss(batch, inputs)
         if not bool(torch.isfinite(out.total)):
