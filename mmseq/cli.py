@@ -24,7 +24,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     cfg = load_experiment(args.config, args.set)
     results = run_experiment(
-        cfg, run_dir=Path(args.run_dir) if args.run_dir else None, resume=not args.no_resume
+        cfg,
+        run_dir=Path(args.run_dir) if args.run_dir else None,
+        resume=not args.no_resume,
+        continue_from=Path(args.continue_from) if args.continue_from else None,
     )
     print(f"run: {results['run_dir']}")
     print(
@@ -111,7 +114,16 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--run-dir", help="where results and checkpoints go (default: output_dir/<run name>)"
     )
-    train.add_argument("--no-resume", action="store_true", help="ignore existing checkpoints")
+    train.add_argument(
+        "--no-resume",
+        action="store_true",
+        help="start fresh: remove this run directory's earlier run files and train from scratch",
+    )
+    train.add_argument(
+        "--continue-from",
+        metavar="RUN_DIR",
+        help="continue the run in RUN_DIR (same config, fewer train.epochs) for more epochs",
+    )
     train.set_defaults(func=_cmd_train)
 
     ev = sub.add_parser("evaluate", help="re-score a finished run from its saved weights")

@@ -21,16 +21,18 @@ from mmseq.config import ExperimentConfig, from_dict, resolve_data_path, to_dict
 from mmseq.data.graph_bundle import GraphBundle, GraphPart, bundle_path
 from mmseq.data.inputs import build_model_inputs
 from mmseq.data.load import load_dataset
-from mmseq.data.schema import Interactions, settings_hash
+from mmseq.data.schema import Interactions
 from mmseq.data.split import Split, split_interactions
-from mmseq.errors import ArtifactError
+from mmseq.errors import ArtifactError, ConfigError
 from mmseq.eval.protocol import evaluate, make_eval_task
 from mmseq.eval.report import write_results
+from mmseq.identity import config_identity
 from mmseq.io import atomic_write
 from mmseq.models import MODELS, Recommender
 from mmseq.models.base import ModelInputs
 from mmseq.seed import seed_everything
 from mmseq.train.loop import fit
+from mmseq.train.run_dir import claim_run_dir
 
 log = logging.getLogger(__name__)
 
@@ -121,15 +123,20 @@ def make_inputs(
 
 
 def checkpoint_key(cfg: ExperimentConfig) -> str:
-    """What a run's checkpoint belongs to: everything but the trainer settings (so that a resumed
-    run may, say, get more epochs), hashed."""
-    plain = to_dict(cfg)
-    plain.pop("train", None)
-    return settings_hash(plain)
+    """What a run's checkpoint belongs to: the whole config identity, trainer included."""
+    return config_identity(cfg)
 
 
 def run_name(cfg: ExperimentConfig, data_hash: str) -> str:
-    return f"{cfg.model.name}-{cfg.split.protocol}-{data_hash[:8]}-seed{cfg.seed}"
+    """The default run directory name: model, protocol, data content, seed and config identity.
+
+    Two configs that differ anywhere (trainer settings included) get different names, so a
+    default run directory is never shared by two configs (:mod:`mmseq.train.run_dir`).
+    """
+    return (
+        f"{cfg.model.name}-{cfg.split.protocol}-{data_hash[:8]}-seed{cfg.seed}"
+        f"-{config_identity(cfg)}"
+    )
 
 
 def run_experiment(
@@ -139,6 +146,7 @@ def run_experiment(
     run_dir: Path | None = None,
     resume: bool = True,
     score_test: bool = True,
+    continue_from: Path | None = None,
 ) -> dict[str, Any]:
     """Train ``cfg.model`` on the fit part, choose the epoch on valid, score the test part.
 
@@ -146,8 +154,15 @@ def run_experiment(
     ``None``, and results.json has empty ``metrics``). Hyper-parameter searches use it, so that
     a choice can only ever see validation numbers.
 
+    ``run_dir`` (default: ``output_dir/<run_name>``) belongs to this config alone; with
+    ``resume`` an interrupted run there resumes and a finished one is reused, a run of another
+    config there is refused; ``resume=False`` starts fresh; ``continue_from`` continues a
+    finished run for more epochs (:func:`mmseq.train.run_dir.claim_run_dir`).
+
     Returns the results dict that is also written to ``<run_dir>/results.json``.
     """
+    if continue_from is not None and not resume:
+        raise ConfigError("--continue-from needs checkpoints; it cannot be used with --no-resume")
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
     seed_everything(cfg.seed)
@@ -155,6 +170,7 @@ def run_experiment(
     data, split = prepared.data, prepared.split
     data_hash = data.content_hash()
     run_dir = Path(run_dir or Path(cfg.output_dir) / run_name(cfg, data_hash))
+    claim = claim_run_dir(run_dir, cfg, resume=resume, continue_from=continue_from)
     model = build_model(cfg, data.num_users, data.num_items)
     parts = _graph_parts(cfg, split, model, graphs)
     fit_inputs, test_inputs = make_inputs(cfg, prepared, parts)
@@ -171,7 +187,8 @@ def run_experiment(
         cfg=cfg.train,
         seed=cfg.seed,
         checkpoint_dir=run_dir / "checkpoints" if resume else None,
-        checkpoint_key=checkpoint_key(cfg),
+        checkpoint_key=claim.identity,
+        resume_keys=claim.resume_keys,
     )
     fit_seconds = time.perf_counter() - start
     device = next((p.device for p in model.parameters()), resolve_device(cfg.train.device))
@@ -196,6 +213,8 @@ def run_experiment(
         "data": {**data.describe(), "name": cfg.data.path, "split": dict(split.meta)},
         "seconds": {"data": prepared.seconds, "fit": fit_seconds, "test": test_seconds},
         "graphs": sorted(parts),
+        "identity": claim.identity,
+        "continued_from": claim.continued_from,
     }
     write_results(
         run_dir / "results.json",
