@@ -168,8 +168,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MmseqError as exc:
         if args.debug:
             raise
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {_one_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:  # the system refused (disk full, permissions): not a bug of mmseq
+        if args.debug:
+            raise
+        print(f"error: {_one_line(exc)}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # noqa: BLE001 - no traceback reaches a user without --debug
+        if args.debug:
+            raise
+        print(
+            f"error: unexpected {type(exc).__name__}: {_one_line(exc)} (a bug in mmseq: rerun "
+            "with --debug for the traceback and report it)",
+            file=sys.stderr,
+        )
+        return 1
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__

@@ -17,7 +17,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from mmseq.config import ExperimentConfig, from_dict, resolve_data_path, to_dict
+from mmseq.config import (
+    ExperimentConfig,
+    check_experiment,
+    check_writable_dir,
+    from_dict,
+    resolve_data_path,
+    to_dict,
+)
 from mmseq.data.graph_bundle import GraphBundle, GraphPart, bundle_path
 from mmseq.data.inputs import build_model_inputs
 from mmseq.data.load import load_dataset
@@ -32,6 +39,7 @@ from mmseq.models import MODELS, Recommender
 from mmseq.models.base import ModelInputs
 from mmseq.seed import seed_everything
 from mmseq.train.loop import fit
+from mmseq.train.loop import resolve_device as train_device
 from mmseq.train.run_dir import claim_run_dir
 
 log = logging.getLogger(__name__)
@@ -139,6 +147,22 @@ def run_name(cfg: ExperimentConfig, data_hash: str) -> str:
     )
 
 
+def check_before_work(cfg: ExperimentConfig, run_dir: Path | None = None) -> None:
+    """Every check that needs no data: the config's domains and cross-section rules, the device,
+    and that the output (or ``run_dir``) and artifact directories can be written.
+
+    Raises:
+        ConfigError: naming the key (or ``--run-dir``) and the problem.
+    """
+    check_experiment(cfg)
+    train_device(cfg.train.device)
+    if run_dir is not None:
+        check_writable_dir(run_dir, "--run-dir")
+    else:
+        check_writable_dir(cfg.output_dir, "output_dir")
+    check_writable_dir(cfg.artifacts_dir, "artifacts_dir")
+
+
 def run_experiment(
     cfg: ExperimentConfig,
     *,
@@ -163,6 +187,7 @@ def run_experiment(
     """
     if continue_from is not None and not resume:
         raise ConfigError("--continue-from needs checkpoints; it cannot be used with --no-resume")
+    check_before_work(cfg, run_dir)
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
     seed_everything(cfg.seed)

@@ -108,10 +108,17 @@ class BadRows:
 
 
 # ------------------------------------------------------------------------------------ raw text
-def read_bytes(path: Path) -> bytes:
-    """The file's bytes, gunzipped when it starts with the gzip magic bytes."""
+def check_file(path: Path) -> None:
+    """A data path must be an existing regular file; a directory or a missing path says so."""
+    if path.is_dir():
+        raise DataError(f"{path}: is a directory; expected a data file")
     if not path.is_file():
         raise DataError(f"{path}: file not found")
+
+
+def read_bytes(path: Path) -> bytes:
+    """The file's bytes, gunzipped when it starts with the gzip magic bytes."""
+    check_file(path)
     raw = path.read_bytes()
     if raw[:2] != b"\x1f\x8b":
         if path.name.endswith(".gz") and raw:
@@ -356,8 +363,7 @@ def build_interactions(
 
 # ------------------------------------------------------------------------------------ entry points
 def _first_line(path: Path) -> str:
-    if not path.is_file():
-        raise DataError(f"{path}: file not found")
+    check_file(path)
     try:
         with open(path, "rb") as fh:
             head = fh.read(1 << 16)
