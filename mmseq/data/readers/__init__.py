@@ -262,6 +262,41 @@ def parse_seconds(
     return np.floor(np.where(keep, seconds, 0.0)).astype(np.int64), keep
 
 
+def check_integer_ids(
+    keep: np.ndarray, values: np.ndarray, line_nos: np.ndarray, field: str, bad: BadRows
+) -> np.ndarray:
+    """Flag ids that are not non-negative decimal integers (ASCII digits, at most 18 of them)."""
+    values = np.asarray(values, dtype=str)
+    not_digits = (np.char.strip(values, "0123456789") != "") | (values == "")
+    too_long = np.char.str_len(values) > 18
+    return bad.flag(
+        keep,
+        not_digits | too_long,
+        line_nos,
+        field,
+        "expected an integer id",
+        values,
+        f"non_integer_{field}",
+    )
+
+
+def check_rating_range(rating_range: tuple[float, float] | None) -> tuple[float, float] | None:
+    """``rating_range`` as (low, high) floats, finite with low <= high (None passes)."""
+    if rating_range is None:
+        return None
+    try:
+        low, high = (float(v) for v in rating_range)
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"Expected 'rating_range' to be [low, high] numbers (got {rating_range!r})"
+        ) from None
+    if not (np.isfinite(low) and np.isfinite(high) and low <= high):
+        raise ConfigError(
+            f"Expected 'rating_range' [low, high] finite with low <= high (got {rating_range!r})"
+        )
+    return low, high
+
+
 def factorize(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Dense int64 codes in order of first appearance, and the raw values (as str) in that order."""
     values = np.asarray(values)
@@ -298,6 +333,7 @@ def build_interactions(
     review: np.ndarray | None = None,
     summary: np.ndarray | None = None,
     rating_name: str = "rating",
+    rating_range: tuple[float, float] | None = None,
     rows_read: int | None = None,
     blank_lines: int = 0,
     extra_meta: dict[str, Any] | None = None,
@@ -305,7 +341,8 @@ def build_interactions(
     """Apply ``keep``, densify ids, fill rating 1.0 / positions where absent, and record meta.
 
     ``rows_read`` is the number of data rows in the file (default: ``len(keep)``);
-    ``rating_name`` names the rating field in messages.
+    ``rating_name`` names the rating field in messages; a rating outside ``rating_range``
+    (``[low, high]``, None = any finite number) is a bad row.
     """
     for field, ids in (("user", users), ("item", items)):
         if ids.dtype.kind in "UO":
@@ -324,6 +361,18 @@ def build_interactions(
             rating,
             "rating_out_of_range",
         )
+        if rating_range is not None:
+            low, high = rating_range
+            values = np.asarray(rating, dtype=np.float64)
+            keep = bad.flag(
+                keep,
+                (values < low) | (values > high),
+                line_nos,
+                rating_name,
+                f"expected a rating in [{low:g}, {high:g}]",
+                rating,
+                "rating_outside_scale",
+            )
     skipped = bad.summary()
     rows = np.flatnonzero(keep)
     if len(rows) == 0:
