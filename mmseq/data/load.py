@@ -63,21 +63,24 @@ def _params(name: str) -> Any:
     return inspect.signature(READERS.get(name)).parameters
 
 
-def load_dataset(cfg: DataConfig, path: Path | None) -> Interactions:
-    """Read (or generate), deduplicate, k-core filter and truncate, recording every step.
+def read_raw(cfg: DataConfig, path: Path | None) -> Interactions:
+    """The table as read (``path`` None: generated from ``cfg.synthetic``), before any filter."""
+    if path is None:
+        return generate_synthetic(from_dict(SyntheticConfig, cfg.synthetic, where="data.synthetic"))
+    return load_interactions(path, cfg.format, **_reader_options(cfg, path))
 
-    Steps: ``read`` (``cfg.format``, "auto" detects; ``path`` None generates the synthetic set
-    from ``cfg.synthetic``), ``dedup`` (always; policy "first"), ``kcore`` (if ``cfg.kcore > 0``),
-    ``max_users`` (if ``cfg.max_users > 0``: the first N users by first appearance).
+
+def apply_pipeline(data: Interactions, cfg: DataConfig) -> Interactions:
+    """Deduplicate, k-core filter and truncate ``data`` as ``cfg`` says, recording every step.
+
+    Steps: ``read`` (the input's counts), ``dedup`` (always; policy "first"), ``kcore`` (if
+    ``cfg.kcore > 0``), ``max_users`` (if ``cfg.max_users > 0``: the first N users by first
+    appearance).
 
     Returns:
         The table; ``meta["steps"]`` lists each step with ``before``/``after`` counts of
         interactions, users and items.
     """
-    if path is None:
-        data = generate_synthetic(from_dict(SyntheticConfig, cfg.synthetic, where="data.synthetic"))
-    else:
-        data = load_interactions(path, cfg.format, **_reader_options(cfg, path))
     steps = [_counts("read", None, data)]
     deduped = deduplicate(data, "first")
     steps.append(
@@ -93,3 +96,8 @@ def load_dataset(cfg: DataConfig, path: Path | None) -> Interactions:
         steps.append({**_counts("max_users", data, truncated), "max_users": cfg.max_users})
         data = truncated
     return data.with_meta(steps=steps)
+
+
+def load_dataset(cfg: DataConfig, path: Path | None) -> Interactions:
+    """:func:`read_raw` then :func:`apply_pipeline` (``cfg.format`` "auto" detects the reader)."""
+    return apply_pipeline(read_raw(cfg, path), cfg)

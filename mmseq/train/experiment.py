@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,11 +31,12 @@ from mmseq.data.inputs import build_model_inputs
 from mmseq.data.load import load_dataset
 from mmseq.data.schema import Interactions
 from mmseq.data.split import Split, split_interactions
+from mmseq.data.stats import pipeline_stages, stages_line, trivial_metric_warnings
 from mmseq.errors import ArtifactError, ConfigError
-from mmseq.eval.protocol import evaluate, make_eval_task
+from mmseq.eval.protocol import DEFAULT_KS, NUM_NEGATIVES, evaluate, make_eval_task
 from mmseq.eval.report import write_results
 from mmseq.identity import config_identity
-from mmseq.io import atomic_write
+from mmseq.io import atomic_write, file_sha256
 from mmseq.models import MODELS, Recommender
 from mmseq.models.base import ModelInputs
 from mmseq.seed import seed_everything
@@ -147,6 +149,20 @@ def run_name(cfg: ExperimentConfig, data_hash: str) -> str:
     )
 
 
+def _data_report(cfg: ExperimentConfig, prepared: PreparedData) -> tuple[dict, list[str]]:
+    """(``{"raw_sha256", "stages"}``, trivial-metric warnings) of the prepared data."""
+    path = resolve_data_path(cfg)
+    stages = pipeline_stages(prepared.data, prepared.split)
+    protocol = cfg.split.protocol
+    ks = tuple(cfg.ks) or DEFAULT_KS[protocol]
+    candidates = NUM_NEGATIVES + 1 if protocol == "loo-sampled99" else None
+    warnings = trivial_metric_warnings(prepared.split, ks, candidates)
+    for warning in warnings:
+        log.warning("trivial metrics: %s", warning)
+    raw_sha256 = file_sha256(path) if path is not None else None
+    return {"raw_sha256": raw_sha256, "stages": stages}, warnings
+
+
 def check_before_work(cfg: ExperimentConfig, run_dir: Path | None = None) -> None:
     """Every check that needs no data: the config's domains and cross-section rules, the device,
     and that the output (or ``run_dir``) and artifact directories can be written.
@@ -171,6 +187,7 @@ def run_experiment(
     resume: bool = True,
     score_test: bool = True,
     continue_from: Path | None = None,
+    announce: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Train ``cfg.model`` on the fit part, choose the epoch on valid, score the test part.
 
@@ -183,6 +200,9 @@ def run_experiment(
     config there is refused; ``resume=False`` starts fresh; ``continue_from`` continues a
     finished run for more epochs (:func:`mmseq.train.run_dir.claim_run_dir`).
 
+    ``announce`` receives the one-line data summary (rows/users/items kept and dropped at each
+    stage, raw -> dedup -> k-core -> split) and any trivial-metric warning, before training.
+
     Returns the results dict that is also written to ``<run_dir>/results.json``.
     """
     if continue_from is not None and not resume:
@@ -194,6 +214,11 @@ def run_experiment(
     prepared = prepare_data(cfg)
     data, split = prepared.data, prepared.split
     data_hash = data.content_hash()
+    pipeline, warnings = _data_report(cfg, prepared)
+    for line in [stages_line(pipeline["stages"]), *(f"WARNING: {w}" for w in warnings)]:
+        log.info("%s", line)
+        if announce is not None:
+            announce(line)
     run_dir = Path(run_dir or Path(cfg.output_dir) / run_name(cfg, data_hash))
     claim = claim_run_dir(run_dir, cfg, resume=resume, continue_from=continue_from)
     model = build_model(cfg, data.num_users, data.num_items)
@@ -249,9 +274,11 @@ def run_experiment(
         seed=cfg.seed,
         data_hash=data_hash,
         protocol=cfg.split.protocol,
+        data_pipeline=pipeline,
+        warnings=warnings,
     )
     log.info("results written to %s", run_dir / "results.json")
-    return {**results, "run_dir": str(run_dir)}
+    return {**results, "run_dir": str(run_dir), "data_pipeline": pipeline, "warnings": warnings}
 
 
 def evaluate_run(run_dir: Path, *, stage: str = "test") -> dict[str, float]:
