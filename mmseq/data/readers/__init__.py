@@ -38,6 +38,8 @@ logger = logging.getLogger(__name__)
 
 READERS: Registry[Callable[..., Interactions]] = Registry("data format")
 BAD_ROW_POLICIES = ("error", "skip")
+#: Latest Unix time accepted (9999-12-31T23:59:59Z): later ones overflow dates and int64 maths.
+MAX_SECONDS = 253_402_300_799
 
 
 # ------------------------------------------------------------------------------------ bad rows
@@ -258,6 +260,15 @@ def parse_seconds(
     seconds, keep = parse_numbers(keep, values, line_nos, field, bad)
     keep = bad.flag(
         keep, seconds < 0, line_nos, field, "expected seconds >= 0", values, f"negative_{field}"
+    )
+    keep = bad.flag(
+        keep,
+        seconds > MAX_SECONDS,
+        line_nos,
+        field,
+        f"expected seconds <= {MAX_SECONDS} (year 9999)",
+        values,
+        f"too_late_{field}",
     )
     return np.floor(np.where(keep, seconds, 0.0)).astype(np.int64), keep
 

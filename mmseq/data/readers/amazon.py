@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from mmseq.data.readers import READERS, BadRows, build_interactions, read_lines
+from mmseq.data.readers import MAX_SECONDS, READERS, BadRows, build_interactions, read_lines
 from mmseq.data.schema import Interactions
 
 #: Amazon reviews give 1 to 5 stars.
@@ -105,12 +105,10 @@ def read_amazon(path: str | Path, *, on_bad_row: str = "error") -> Interactions:
                 "bad_unixReviewTime",
             )
             continue
-        if seconds < 0:
+        if not 0 <= seconds <= MAX_SECONDS:
+            limit = "seconds >= 0" if seconds < 0 else f"seconds <= {MAX_SECONDS} (year 9999)"
             bad.add(
-                number,
-                "unixReviewTime",
-                f"expected seconds >= 0 (got {seconds})",
-                "bad_unixReviewTime",
+                number, "unixReviewTime", f"expected {limit} (got {seconds})", "bad_unixReviewTime"
             )
             continue
         text, summary = rec.get("reviewText"), rec.get("summary")

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mmseq.data.readers import READERS, detect_format, load_interactions
+from mmseq.data.readers import MAX_SECONDS, READERS, detect_format, load_interactions
 from mmseq.data.readers.recbole import write_recbole_inter
 from mmseq.data.synthetic import SyntheticConfig, generate_synthetic
 from mmseq.errors import ConfigError
@@ -277,7 +277,7 @@ rows = st.lists(
         ids,
         ids,
         st.floats(1, 5, width=32),  # the Amazon star scale (the reader rejects others)
-        st.integers(0, 2**40),
+        st.integers(0, MAX_SECONDS),
         st.one_of(st.none(), texts),
     ),
     min_size=1,
@@ -288,7 +288,7 @@ any_rating_rows = st.lists(  # CSV takes any finite rating
         ids,
         ids,
         st.floats(allow_nan=False, allow_infinity=False, width=32),
-        st.integers(0, 2**40),
+        st.integers(0, MAX_SECONDS),
         st.one_of(st.none(), texts),
     ),
     min_size=1,
