@@ -51,11 +51,11 @@ class Domain:
             return self.text or f"a string matching {self.pattern!r}"
         if self.low is not None and self.high is not None:
             left, right = "(" if self.low_open else "[", ")" if self.high_open else "]"
-            return f"a value in {left}{self.low:g}, {self.high:g}{right}"
+            return f"a value in {left}{_num(self.low)}, {_num(self.high)}{right}"
         if self.low is not None:
-            return f"a value {'>' if self.low_open else '>='} {self.low:g}"
+            return f"a value {'>' if self.low_open else '>='} {_num(self.low)}"
         if self.high is not None:
-            return f"a value {'<' if self.high_open else '<='} {self.high:g}"
+            return f"a value {'<' if self.high_open else '<='} {_num(self.high)}"
         return "any value"
 
     def problem(self, value: Any) -> str | None:
@@ -81,6 +81,10 @@ class Domain:
         if self.high is not None:
             return self.high if self.high_open else self.high + 1
         raise ValueError("Expected a bounded domain or an explicit 'bad' example")
+
+
+def _num(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else f"{x:g}"
 
 
 def at_least(low: float) -> Domain:

@@ -78,10 +78,10 @@ def _cases(cls: type, path: tuple[str, ...], where: str) -> list[tuple[str, tupl
     out = []
     for f in dataclasses.fields(cls):
         hint = hints[f.name]
-        if dataclasses.is_dataclass(hint) and cls not in SECTIONS.values():
-            out += _cases(hint, (*path, f.name), f"{where}.{f.name}")  # nested model config
         if dataclasses.is_dataclass(hint) and cls is ExperimentConfig:
-            continue  # the sections are walked field by field
+            continue  # the sections are walked field by field below
+        if dataclasses.is_dataclass(hint):
+            out += _cases(hint, (*path, f.name), f"{where}.{f.name}")  # nested model config
         out.append((f"{where}.{f.name}", (*path, f.name), _bad_value(cls, f.name, hint), f.name))
     return out
 
