@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from mmseq.data.readers import MAX_SECONDS, READERS, BadRows, build_interactions, read_lines
+from mmseq.data.readers._common import MAX_SECONDS, READERS, BadRows, build_interactions, read_lines
 from mmseq.data.schema import Interactions
 
 #: Amazon reviews give 1 to 5 stars.

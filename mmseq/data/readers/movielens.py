@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mmseq.data.readers import (
+from mmseq.data.readers._common import (
     READERS,
     BadRows,
     build_interactions,

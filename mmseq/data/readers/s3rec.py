@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from mmseq.data.readers import (
+from mmseq.data.readers._common import (
     READERS,
     BadRows,
     build_interactions,
