@@ -25,7 +25,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     cfg = load_experiment(args.config, args.set)
     results = run_experiment(
-        cfg, run_dir=Path(args.run_dir) if args.run_dir else None, resume=not args.no_resume
+        cfg,
+        run_dir=Path(args.run_dir) if args.run_dir else None,
+        resume=not args.no_resume,
+        continue_from=Path(args.continue_from) if args.continue_from else None,
+        announce=lambda line: print(line, flush=True),
     )
     print(f"run: {results['run_dir']}")
     print(
@@ -49,11 +53,35 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _cmd_data_stats(args: argparse.Namespace) -> int:
-    from mmseq.data.readers import load_interactions
-    from mmseq.data.stats import format_stats
+    import dataclasses
 
-    data = load_interactions(args.file, format=args.format)
-    print(format_stats(data))
+    from mmseq.config import DataConfig, load_experiment, resolve_data_path
+    from mmseq.data.load import apply_pipeline, read_raw
+    from mmseq.data.split import split_interactions
+    from mmseq.data.stats import format_stages, format_stats, pipeline_stages
+    from mmseq.errors import ConfigError
+
+    protocol = args.protocol
+    if args.config:
+        cfg = load_experiment(args.config, args.set)
+        data_cfg, protocol = cfg.data, protocol or cfg.split.protocol
+        path = Path(args.file) if args.file else resolve_data_path(cfg)
+        if args.kcore is not None:
+            data_cfg = dataclasses.replace(data_cfg, kcore=args.kcore)
+    else:
+        if not args.file:
+            raise ConfigError("mmseq data stats: give a data FILE, or --config with a data.path")
+        if args.kcore is not None and args.kcore < 0:
+            raise ConfigError(f"--kcore: expected an integer >= 0 (got {args.kcore})")
+        data_cfg = DataConfig(path=args.file, format=args.format, kcore=args.kcore or 0)
+        path = Path(args.file)
+    raw = read_raw(data_cfg, path)
+    print(format_stats(raw))
+    if args.config or args.dedup or args.kcore is not None or protocol:
+        data = apply_pipeline(raw, data_cfg)
+        split = split_interactions(data, protocol) if protocol else None
+        print()
+        print(format_stages(pipeline_stages(data, split)))
     return 0
 
 
@@ -177,7 +205,16 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--run-dir", help="where results and checkpoints go (default: output_dir/<run name>)"
     )
-    train.add_argument("--no-resume", action="store_true", help="ignore existing checkpoints")
+    train.add_argument(
+        "--no-resume",
+        action="store_true",
+        help="start fresh: remove this run directory's earlier run files and train from scratch",
+    )
+    train.add_argument(
+        "--continue-from",
+        metavar="RUN_DIR",
+        help="continue the run in RUN_DIR (same config, fewer train.epochs) for more epochs",
+    )
     train.set_defaults(func=_cmd_train)
 
     ev = sub.add_parser("evaluate", help="re-score a finished run from its saved weights")
@@ -189,8 +226,19 @@ def build_parser() -> argparse.ArgumentParser:
     data = sub.add_parser("data", help="inspect data sets")
     dsub = data.add_subparsers(dest="data_command", required=True)
     stats = dsub.add_parser("stats", help="print statistics of a data file")
-    stats.add_argument("file")
+    stats.add_argument("file", nargs="?", help="data file (default with --config: its data.path)")
     stats.add_argument("--format", default="auto", help="reader name (see 'mmseq data formats')")
+    stats.add_argument(
+        "--config", help="experiment YAML: run its data pipeline and split, stage by stage"
+    )
+    stats.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    stats.add_argument("--dedup", action="store_true", help="show raw -> dedup counts")
+    stats.add_argument("--kcore", type=int, help="show raw -> dedup -> k-core counts")
+    stats.add_argument(
+        "--protocol",
+        choices=["ratio-80-20", "loo-full", "loo-sampled99"],
+        help="add the split stage (default with --config: its split.protocol)",
+    )
     stats.set_defaults(func=_cmd_data_stats)
     fmts = dsub.add_parser("formats", help="list the readers")
     fmts.set_defaults(func=_cmd_data_formats)
@@ -253,8 +301,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MmseqError as exc:
         if args.debug:
             raise
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {_one_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:  # the system refused (disk full, permissions): not a bug of mmseq
+        if args.debug:
+            raise
+        print(f"error: {_one_line(exc)}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # noqa: BLE001 - no traceback reaches a user without --debug
+        if args.debug:
+            raise
+        print(
+            f"error: unexpected {type(exc).__name__}: {_one_line(exc)} (a bug in mmseq: rerun "
+            "with --debug for the traceback and report it)",
+            file=sys.stderr,
+        )
+        return 1
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__

@@ -9,18 +9,32 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
+import os
 import types
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, TypeVar, get_args, get_origin
+from typing import Annotated, Any, Literal, TypeVar, get_args, get_origin
 
 import yaml
 
+from mmseq.domains import (
+    CROSS_RULES,
+    NON_NEGATIVE,
+    POSITIVE,
+    POSITIVE_INT,
+    SEED,
+    Domain,
+    matching,
+    rule_domain,
+)
 from mmseq.errors import ConfigError
 
 T = TypeVar("T")
+#: Config classes of these modules get the name-rule domains of :mod:`mmseq.domains`.
+RULED_MODULES = ("mmseq.models.",)
 
 
 def _type_name(tp: Any) -> str:
@@ -28,9 +42,20 @@ def _type_name(tp: Any) -> str:
 
 
 def _coerce(value: Any, tp: Any, where: str) -> Any:
-    """Check ``value`` against ``tp``; lists become tuples, mappings nested dataclasses."""
+    """Check ``value`` against ``tp``; lists become tuples, mappings nested dataclasses.
+
+    ``Annotated[T, Domain(...)]`` checks the value against the domain after the type.
+    """
     origin = get_origin(tp)
     if tp is Any:
+        return value
+    if origin is Annotated:
+        base, *extras = get_args(tp)
+        value = _coerce(value, base, where)
+        for domain in extras:
+            problem = domain.problem(value) if isinstance(domain, Domain) else None
+            if problem and value is not None:
+                raise ConfigError(f"{where}: {problem}")
         return value
     if origin in (typing.Union, types.UnionType):
         args = get_args(tp)
@@ -58,7 +83,7 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
         if not isinstance(value, Mapping):
             raise ConfigError(f"{where}: expected a mapping for {tp.__name__} (got {value!r})")
         return from_dict(tp, value, where=where)
-    if origin in (tuple, list):
+    if origin in (tuple, list) or tp in (tuple, list):
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{where}: expected a list (got {value!r})")
         args = get_args(tp)
@@ -87,6 +112,8 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{where}: expected a number (got {value!r})")
+        if not math.isfinite(value):
+            raise ConfigError(f"{where}: expected a finite number (got {value!r})")
         return float(value)
     if tp is str:
         if not isinstance(value, str):
@@ -114,7 +141,8 @@ def from_dict(cls: type[T], mapping: Mapping[str, Any] | None, *, where: str = "
     if not isinstance(mapping, Mapping):
         raise ConfigError(f"{where}: expected a mapping for {cls.__name__} (got {mapping!r})")
     fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    hints = typing.get_type_hints(cls)
+    hints = typing.get_type_hints(cls, include_extras=True)
+    rules = cls.__module__.startswith(RULED_MODULES)
     kwargs: dict[str, Any] = {}
     for key, value in mapping.items():
         if key not in fields:
@@ -124,10 +152,20 @@ def from_dict(cls: type[T], mapping: Mapping[str, Any] | None, *, where: str = "
                 f"{where}: unknown key '{key}' for {cls.__name__}{hint} (valid: {sorted(fields)})"
             )
         kwargs[key] = _coerce(value, hints[key], f"{where}.{key}")
+        if rules and get_origin(hints[key]) is not Annotated and type(kwargs[key]) in (int, float):
+            domain = rule_domain(cls.__name__, key)
+            problem = domain.problem(kwargs[key]) if domain is not None else None
+            if problem:
+                raise ConfigError(f"{where}.{key}: {problem}")
     try:
-        return cls(**kwargs)
+        obj = cls(**kwargs)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{where}: {exc}") from None
+    for rule in CROSS_RULES if rules else ():
+        problem = rule(obj)
+        if problem:
+            raise ConfigError(f"{where}.{problem}")
+    return obj
 
 
 def to_dict(obj: Any) -> Any:
@@ -146,10 +184,16 @@ def to_dict(obj: Any) -> Any:
 def load_yaml(path: str | Path) -> dict[str, Any]:
     """Read a YAML mapping, with a clear error naming the file on a parse error."""
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{path}: is a directory; expected a YAML config file")
     if not path.is_file():
         raise ConfigError(f"Config file not found: {path}")
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: invalid YAML: nested too deeply") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
@@ -190,17 +234,35 @@ def apply_overrides(mapping: dict[str, Any], overrides: list[str]) -> dict[str, 
 # The experiment config: sections that compose data + split + topics + graphs + model + train.
 
 
+NON_EMPTY = matching(r"(?s).+", "a non-empty string", "")
+METRIC = matching(
+    r"(hr|ndcg|recall|mrr)(@[1-9][0-9]*)?", "a metric such as 'ndcg@10', 'hr@5' or 'mrr'", "acc@10"
+)
+DEVICE = matching(r"auto|cpu|mps|cuda(:[0-9]+)?", "'auto', 'cpu', 'mps', 'cuda' or 'cuda:N'", "tpu")
+
+
 @dataclass(frozen=True)
 class DataConfig:
     """Where the interactions come from and how they are filtered."""
 
-    path: str = (
-        "synthetic"  # a file path (relative to the config file or data_root), or "synthetic"
-    )
+    # a file path (relative to the config file or data_root), or "synthetic"
+    path: Annotated[str, NON_EMPTY] = "synthetic"
     format: str = "auto"  # reader name (see ``mmseq data formats``) or "auto" to detect
-    kcore: int = 0  # iterative k-core on unique (user, item) pairs; 0 = off
-    max_users: int = 0  # keep the first N users (by first appearance) for quick runs; 0 = all
+    # iterative k-core on unique (user, item) pairs; 0 = off
+    kcore: Annotated[int, NON_NEGATIVE] = 0
+    # keep the first N users (by first appearance) for quick runs; 0 = all
+    max_users: Annotated[int, NON_NEGATIVE] = 0
     synthetic: dict = field(default_factory=dict)  # SyntheticConfig fields when path == "synthetic"
+    # [low, high] of valid ratings for formats without a fixed scale (csv, recbole); a rating
+    # outside is a bad row. None = any finite number. Amazon (1..5) and MovieLens have their own.
+    rating_range: tuple[float, float] | None = None
+
+    def __post_init__(self) -> None:
+        if self.rating_range is not None and self.rating_range[0] > self.rating_range[1]:
+            raise ConfigError(
+                "rating_range: expected [low, high] with low <= high "
+                f"(got {list(self.rating_range)})"
+            )
 
 
 @dataclass(frozen=True)
@@ -208,30 +270,34 @@ class SplitConfig:
     """The evaluation protocol (shared/docs/protocols.md)."""
 
     protocol: Literal["ratio-80-20", "loo-full", "loo-sampled99"] = "ratio-80-20"
-    seed: int = 0  # seed of the fixed negative candidates (loo-sampled99)
+    seed: Annotated[int, SEED] = 0  # seed of the fixed negative candidates (loo-sampled99)
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     """Trainer settings; model hyper-parameters live in the model's own config."""
 
-    epochs: int = 50
-    batch_size: int = 1024
-    lr: float = 1e-3
+    epochs: Annotated[int, POSITIVE_INT] = 50
+    batch_size: Annotated[int, POSITIVE_INT] = 1024
+    lr: Annotated[float, POSITIVE] = 1e-3
     # "linear": epoch e trains at lr * (1 - (e - 1) / epochs), down towards 0 at the cap (BERT4Rec,
     # PeerRec); "constant": lr throughout
     lr_schedule: Literal["constant", "linear"] = "constant"
-    weight_decay: float = 0.0
-    patience: int = 5  # evaluations without improvement before stopping
-    eval_every: int = 1  # epochs between validation runs
-    monitor: str = "ndcg@10"  # validation metric for early stopping and model choice
-    device: str = "auto"  # "auto" (cuda if available), "cpu", "cuda", "cuda:1", ...
-    max_len: int = 50  # longest training sequence fed to sequential models (most recent items)
-    eval_batch_size: int = 1024
-    grad_clip: float = 0.0  # max grad norm; 0 = off
+    weight_decay: Annotated[float, NON_NEGATIVE] = 0.0
+    # evaluations without improvement before stopping; 0 = never stop early
+    patience: Annotated[int, NON_NEGATIVE] = 5
+    eval_every: Annotated[int, POSITIVE_INT] = 1  # epochs between validation runs
+    # validation metric for early stopping and model choice
+    monitor: Annotated[str, METRIC] = "ndcg@10"
+    # "auto" (cuda if available), "cpu", "cuda", "cuda:1", ...
+    device: Annotated[str, DEVICE] = "auto"
+    # longest training sequence fed to sequential models (most recent items)
+    max_len: Annotated[int, POSITIVE_INT] = 50
+    eval_batch_size: Annotated[int, POSITIVE_INT] = 1024
+    grad_clip: Annotated[float, NON_NEGATIVE] = 0.0  # max grad norm; 0 = off
     progress: bool = True  # tqdm bars on a terminal, one line per epoch elsewhere
     tensorboard: bool = False  # TensorBoard event files in <run_dir>/tensorboard
-    threads: int = 0  # torch intra-op threads; 0 = leave torch's default
+    threads: Annotated[int, NON_NEGATIVE] = 0  # torch intra-op threads; 0 = leave torch's default
 
 
 @dataclass(frozen=True)
@@ -252,21 +318,89 @@ class ExperimentConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     topics: dict = field(default_factory=dict)  # topics.TopicConfig fields (validated by topics/)
     graphs: tuple = ()  # list of {builder: name, params: {...}} (validated by graphs/)
-    seed: int = 0
-    ks: tuple[int, ...] = ()  # metric cut-offs; () = the protocol's defaults
-    output_dir: str = "runs"  # results and checkpoints (relative to the working directory)
-    artifacts_dir: str = "artifacts"  # topic and graph caches
+    seed: Annotated[int, SEED] = 0
+    # metric cut-offs; () = the protocol's defaults
+    ks: tuple[Annotated[int, POSITIVE_INT], ...] = ()
+    # results and checkpoints (relative to the working directory)
+    output_dir: Annotated[str, NON_EMPTY] = "runs"
+    artifacts_dir: Annotated[str, NON_EMPTY] = "artifacts"  # topic and graph caches
     data_root: str = ""  # base for relative data paths; "" = the config file's folder
 
 
 def load_experiment(path: str | Path, overrides: list[str] | None = None) -> ExperimentConfig:
-    """Load an experiment YAML (plus ``key.path=value`` overrides) as an ExperimentConfig."""
+    """Load an experiment YAML (plus ``key.path=value`` overrides) as an ExperimentConfig.
+
+    Every value is checked here, before any data is read: types and domains of every section,
+    ``model.name`` and ``model.params`` (through the model's config class, which also gives its
+    domains), ``data.format``, ``data.synthetic``, and ``train.monitor`` against the metrics of
+    the protocol and ``ks``. ``model.params`` stays a plain mapping in the returned config (the
+    model builds its config from it again), so configs keep their identity.
+
+    Raises:
+        ConfigError: one line naming the file and the key.
+    """
     path = Path(path)
     mapping = apply_overrides(load_yaml(path), list(overrides or []))
     cfg = from_dict(ExperimentConfig, mapping, where=str(path))
     if not cfg.data_root:
         cfg = dataclasses.replace(cfg, data_root=str(path.resolve().parent))
+    check_experiment(cfg, where=str(path))
     return cfg
+
+
+def check_experiment(cfg: ExperimentConfig, *, where: str = "config") -> None:
+    """The checks of an ExperimentConfig that span sections or need a registry (see above)."""
+    # Imported here: the registries import this module.
+    from mmseq.data.readers import READERS
+    from mmseq.data.synthetic import SyntheticConfig
+    from mmseq.eval.protocol import DEFAULT_KS, NUM_NEGATIVES, metric_names
+    from mmseq.models import MODELS
+
+    try:
+        cls = MODELS.get(cfg.model.name)
+    except (KeyError, ValueError) as exc:
+        raise ConfigError(f"{where}: model.name: {exc}") from None
+    from_dict(cls.config_class, cfg.model.params, where=f"{where}: model.params ({cfg.model.name})")
+    if cfg.data.path == "synthetic":
+        from_dict(SyntheticConfig, cfg.data.synthetic, where=f"{where}.data.synthetic")
+    if cfg.data.format != "auto" and cfg.data.format not in READERS:
+        close = difflib.get_close_matches(cfg.data.format, READERS.names(), n=1)
+        hint = f"; did you mean '{close[0]}'?" if close else ""
+        raise ConfigError(
+            f"{where}.data.format: unknown format '{cfg.data.format}'; choices: "
+            f"{['auto', *READERS.names()]}{hint}"
+        )
+    protocol = cfg.split.protocol
+    if protocol == "loo-sampled99" and cfg.ks and max(cfg.ks) > NUM_NEGATIVES + 1:
+        raise ConfigError(
+            f"{where}.ks: expected cut-offs <= {NUM_NEGATIVES + 1} (the candidates per user under "
+            f"loo-sampled99) (got {list(cfg.ks)})"
+        )
+    names = metric_names(protocol, tuple(sorted(set(cfg.ks))) or DEFAULT_KS[protocol])
+    if cfg.train.monitor not in names:
+        raise ConfigError(
+            f"{where}.train.monitor: '{cfg.train.monitor}' is not reported under {protocol} with "
+            f"ks {list(cfg.ks) or 'default'}; choices: {list(names)}"
+        )
+
+
+def check_writable_dir(path: str | Path, key: str) -> None:
+    """Fail fast unless ``path`` is, or can be created as, a writable directory (creates nothing).
+
+    Raises:
+        ConfigError: ``path`` (or a parent) is a file, or the nearest existing parent cannot be
+            written.
+    """
+    target = Path(path).expanduser().absolute()
+    probe = target
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if not probe.is_dir():
+        raise ConfigError(f"{key} '{path}': {probe} is a file, not a directory")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise ConfigError(f"{key} '{path}': {probe} is not writable")
 
 
 def resolve_data_path(cfg: ExperimentConfig) -> Path | None:

@@ -35,8 +35,8 @@ import yaml
 from tqdm import tqdm
 
 from mmseq.config import load_experiment, load_yaml
-from mmseq.data.schema import settings_hash
 from mmseq.errors import ConfigError, MmseqError
+from mmseq.identity import config_identity
 from mmseq.train.experiment import run_experiment
 
 REPO = Path(__file__).resolve().parents[1]
@@ -103,7 +103,7 @@ def run_grid(spec: GridSpec, out: Path, *, max_runs: int = 0) -> list[dict[str, 
     for combo in tqdm(combos, desc=f"grid {spec.name}", unit="run"):
         overrides = [*spec.fixed, f"seed={spec.seed}", *combo]
         cfg = load_experiment(spec.config, overrides)
-        run_dir = out / settings_hash({"overrides": overrides})
+        run_dir = out / config_identity(cfg)  # a results.json there belongs to this config
         done = run_dir / "results.json"
         start = time.perf_counter()
         if done.is_file():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 from pathlib import Path
 from typing import Any
@@ -11,9 +12,10 @@ import numpy as np
 from mmseq.config import DataConfig, from_dict
 from mmseq.data.dedup import deduplicate
 from mmseq.data.kcore import kcore_filter
-from mmseq.data.readers import load_interactions
+from mmseq.data.readers import READERS, detect_format, load_interactions
 from mmseq.data.schema import Interactions
 from mmseq.data.synthetic import SyntheticConfig, generate_synthetic
+from mmseq.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
@@ -44,21 +46,41 @@ def keep_first_users(data: Interactions, max_users: int) -> Interactions:
     return data.select(keep[data.user]).compact()
 
 
-def load_dataset(cfg: DataConfig, path: Path | None) -> Interactions:
-    """Read (or generate), deduplicate, k-core filter and truncate, recording every step.
+def _reader_options(cfg: DataConfig, path: Path) -> dict[str, Any]:
+    """Reader options from ``cfg``: ``rating_range`` for the formats without a fixed scale."""
+    if cfg.rating_range is None:
+        return {}
+    fmt = detect_format(path) if cfg.format == "auto" else cfg.format
+    if "rating_range" not in _params(fmt):
+        raise ConfigError(
+            f"data.rating_range: format '{fmt}' has a fixed rating scale; the option applies to "
+            f"{[n for n in READERS.names() if 'rating_range' in _params(n)]}"
+        )
+    return {"rating_range": cfg.rating_range}
 
-    Steps: ``read`` (``cfg.format``, "auto" detects; ``path`` None generates the synthetic set
-    from ``cfg.synthetic``), ``dedup`` (always; policy "first"), ``kcore`` (if ``cfg.kcore > 0``),
-    ``max_users`` (if ``cfg.max_users > 0``: the first N users by first appearance).
+
+def _params(name: str) -> Any:
+    return inspect.signature(READERS.get(name)).parameters
+
+
+def read_raw(cfg: DataConfig, path: Path | None) -> Interactions:
+    """The table as read (``path`` None: generated from ``cfg.synthetic``), before any filter."""
+    if path is None:
+        return generate_synthetic(from_dict(SyntheticConfig, cfg.synthetic, where="data.synthetic"))
+    return load_interactions(path, cfg.format, **_reader_options(cfg, path))
+
+
+def apply_pipeline(data: Interactions, cfg: DataConfig) -> Interactions:
+    """Deduplicate, k-core filter and truncate ``data`` as ``cfg`` says, recording every step.
+
+    Steps: ``read`` (the input's counts), ``dedup`` (always; policy "first"), ``kcore`` (if
+    ``cfg.kcore > 0``), ``max_users`` (if ``cfg.max_users > 0``: the first N users by first
+    appearance).
 
     Returns:
         The table; ``meta["steps"]`` lists each step with ``before``/``after`` counts of
         interactions, users and items.
     """
-    if path is None:
-        data = generate_synthetic(from_dict(SyntheticConfig, cfg.synthetic, where="data.synthetic"))
-    else:
-        data = load_interactions(path, cfg.format)
     steps = [_counts("read", None, data)]
     deduped = deduplicate(data, "first")
     steps.append(
@@ -74,3 +96,8 @@ def load_dataset(cfg: DataConfig, path: Path | None) -> Interactions:
         steps.append({**_counts("max_users", data, truncated), "max_users": cfg.max_users})
         data = truncated
     return data.with_meta(steps=steps)
+
+
+def load_dataset(cfg: DataConfig, path: Path | None) -> Interactions:
+    """:func:`read_raw` then :func:`apply_pipeline` (``cfg.format`` "auto" detects the reader)."""
+    return apply_pipeline(read_raw(cfg, path), cfg)

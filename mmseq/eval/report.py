@@ -15,7 +15,7 @@ import os
 import platform
 import socket
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,8 @@ REQUIRED_KEYS: tuple[str, ...] = (
     "format", "protocol", "metrics", "config", "config_hash", "seed", "data_hash", "provenance",
     "extra",
 )
+#: Written since the data pipeline and metric warnings are recorded; older files lack them.
+OPTIONAL_KEYS: tuple[str, ...] = ("data_pipeline", "warnings", "trivial_metrics")
 _REPO = Path(__file__).resolve().parents[2]
 
 
@@ -120,6 +122,8 @@ def write_results(
     data_hash: str,
     protocol: str,
     extra: Mapping[str, Any] | None = None,
+    data_pipeline: Mapping[str, Any] | None = None,
+    warnings: Sequence[str] = (),
 ) -> Path:
     """Write a results JSON file atomically (via :func:`mmseq.io.write_json`).
 
@@ -132,6 +136,11 @@ def write_results(
         data_hash: ``Interactions.content_hash()`` of the data set.
         protocol: the evaluation protocol the metrics were computed under.
         extra: other JSON-able fields (chosen epoch, wall time per stage, data statistics, ...).
+        data_pipeline: where the data came from and what each stage kept: ``raw_sha256`` (of
+            the raw file; None for generated data) and ``stages`` (rows/users/items kept and
+            dropped per stage, :func:`mmseq.data.stats.pipeline_stages`).
+        warnings: reasons the metrics may mislead, e.g. trivial cut-offs; ``trivial_metrics``
+            is True when there is any.
 
     Returns:
         ``path`` as a :class:`~pathlib.Path`.
@@ -156,6 +165,9 @@ def write_results(
         "data_hash": data_hash,
         "provenance": provenance(),
         "extra": to_dict(dict(extra or {})),
+        "data_pipeline": to_dict(dict(data_pipeline or {})),
+        "warnings": [str(w) for w in warnings],
+        "trivial_metrics": bool(warnings),
     }
     return write_json(path, payload)
 

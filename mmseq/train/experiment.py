@@ -11,6 +11,7 @@ import dataclasses
 import functools
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,20 +19,31 @@ from typing import Any
 import numpy as np
 import torch
 
-from mmseq.config import ExperimentConfig, from_dict, resolve_data_path, to_dict
+from mmseq.config import (
+    ExperimentConfig,
+    check_experiment,
+    check_writable_dir,
+    from_dict,
+    resolve_data_path,
+    to_dict,
+)
 from mmseq.data.graph_bundle import GraphBundle, GraphPart, bundle_path
 from mmseq.data.inputs import build_model_inputs
 from mmseq.data.load import load_dataset
-from mmseq.data.schema import Interactions, settings_hash
+from mmseq.data.schema import Interactions
 from mmseq.data.split import Split, split_interactions
-from mmseq.errors import ArtifactError
-from mmseq.eval.protocol import evaluate, make_eval_task
+from mmseq.data.stats import pipeline_stages, stages_line, trivial_metric_warnings
+from mmseq.errors import ArtifactError, ConfigError
+from mmseq.eval.protocol import DEFAULT_KS, NUM_NEGATIVES, evaluate, make_eval_task
 from mmseq.eval.report import write_results
-from mmseq.io import atomic_write
+from mmseq.identity import config_identity
+from mmseq.io import atomic_write, file_sha256
 from mmseq.models import MODELS, Recommender
 from mmseq.models.base import ModelInputs
 from mmseq.seed import seed_everything
 from mmseq.train.loop import fit
+from mmseq.train.loop import resolve_device as train_device
+from mmseq.train.run_dir import claim_run_dir
 
 log = logging.getLogger(__name__)
 
@@ -122,15 +134,50 @@ def make_inputs(
 
 
 def checkpoint_key(cfg: ExperimentConfig) -> str:
-    """What a run's checkpoint belongs to: everything but the trainer settings (so that a resumed
-    run may, say, get more epochs), hashed."""
-    plain = to_dict(cfg)
-    plain.pop("train", None)
-    return settings_hash(plain)
+    """What a run's checkpoint belongs to: the whole config identity, trainer included."""
+    return config_identity(cfg)
 
 
 def run_name(cfg: ExperimentConfig, data_hash: str) -> str:
-    return f"{cfg.model.name}-{cfg.split.protocol}-{data_hash[:8]}-seed{cfg.seed}"
+    """The default run directory name: model, protocol, data content, seed and config identity.
+
+    Two configs that differ anywhere (trainer settings included) get different names, so a
+    default run directory is never shared by two configs (:mod:`mmseq.train.run_dir`).
+    """
+    return (
+        f"{cfg.model.name}-{cfg.split.protocol}-{data_hash[:8]}-seed{cfg.seed}"
+        f"-{config_identity(cfg)}"
+    )
+
+
+def _data_report(cfg: ExperimentConfig, prepared: PreparedData) -> tuple[dict, list[str]]:
+    """(``{"raw_sha256", "stages"}``, trivial-metric warnings) of the prepared data."""
+    path = resolve_data_path(cfg)
+    stages = pipeline_stages(prepared.data, prepared.split)
+    protocol = cfg.split.protocol
+    ks = tuple(cfg.ks) or DEFAULT_KS[protocol]
+    candidates = NUM_NEGATIVES + 1 if protocol == "loo-sampled99" else None
+    warnings = trivial_metric_warnings(prepared.split, ks, candidates)
+    for warning in warnings:
+        log.warning("trivial metrics: %s", warning)
+    raw_sha256 = file_sha256(path) if path is not None else None
+    return {"raw_sha256": raw_sha256, "stages": stages}, warnings
+
+
+def check_before_work(cfg: ExperimentConfig, run_dir: Path | None = None) -> None:
+    """Every check that needs no data: the config's domains and cross-section rules, the device,
+    and that the output (or ``run_dir``) and artifact directories can be written.
+
+    Raises:
+        ConfigError: naming the key (or ``--run-dir``) and the problem.
+    """
+    check_experiment(cfg)
+    train_device(cfg.train.device)
+    if run_dir is not None:
+        check_writable_dir(run_dir, "--run-dir")
+    else:
+        check_writable_dir(cfg.output_dir, "output_dir")
+    check_writable_dir(cfg.artifacts_dir, "artifacts_dir")
 
 
 def run_experiment(
@@ -140,6 +187,8 @@ def run_experiment(
     run_dir: Path | None = None,
     resume: bool = True,
     score_test: bool = True,
+    continue_from: Path | None = None,
+    announce: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Train ``cfg.model`` on the fit part, choose the epoch on valid, score the test part.
 
@@ -147,15 +196,32 @@ def run_experiment(
     ``None``, and results.json has empty ``metrics``). Hyper-parameter searches use it, so that
     a choice can only ever see validation numbers.
 
+    ``run_dir`` (default: ``output_dir/<run_name>``) belongs to this config alone; with
+    ``resume`` an interrupted run there resumes and a finished one is reused, a run of another
+    config there is refused; ``resume=False`` starts fresh; ``continue_from`` continues a
+    finished run for more epochs (:func:`mmseq.train.run_dir.claim_run_dir`).
+
+    ``announce`` receives the one-line data summary (rows/users/items kept and dropped at each
+    stage, raw -> dedup -> k-core -> split) and any trivial-metric warning, before training.
+
     Returns the results dict that is also written to ``<run_dir>/results.json``.
     """
+    if continue_from is not None and not resume:
+        raise ConfigError("--continue-from needs checkpoints; it cannot be used with --no-resume")
+    check_before_work(cfg, run_dir)
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
     seed_everything(cfg.seed)
     prepared = prepare_data(cfg)
     data, split = prepared.data, prepared.split
     data_hash = data.content_hash()
+    pipeline, warnings = _data_report(cfg, prepared)
+    for line in [stages_line(pipeline["stages"]), *(f"WARNING: {w}" for w in warnings)]:
+        log.info("%s", line)
+        if announce is not None:
+            announce(line)
     run_dir = Path(run_dir or Path(cfg.output_dir) / run_name(cfg, data_hash))
+    claim = claim_run_dir(run_dir, cfg, resume=resume, continue_from=continue_from)
     model = build_model(cfg, data.num_users, data.num_items)
     parts = _graph_parts(cfg, split, model, graphs)
     fit_inputs, test_inputs = make_inputs(cfg, prepared, parts)
@@ -179,7 +245,8 @@ def run_experiment(
         cfg=cfg.train,
         seed=cfg.seed,
         checkpoint_dir=run_dir / "checkpoints" if resume else None,
-        checkpoint_key=checkpoint_key(cfg),
+        checkpoint_key=claim.identity,
+        resume_keys=claim.resume_keys,
         callbacks=callbacks,
     )
     fit_seconds = time.perf_counter() - start
@@ -205,6 +272,8 @@ def run_experiment(
         "data": {**data.describe(), "name": cfg.data.path, "split": dict(split.meta)},
         "seconds": {"data": prepared.seconds, "fit": fit_seconds, "test": test_seconds},
         "graphs": sorted(parts),
+        "identity": claim.identity,
+        "continued_from": claim.continued_from,
     }
     write_results(
         run_dir / "results.json",
@@ -214,9 +283,11 @@ def run_experiment(
         seed=cfg.seed,
         data_hash=data_hash,
         protocol=cfg.split.protocol,
+        data_pipeline=pipeline,
+        warnings=warnings,
     )
     log.info("results written to %s", run_dir / "results.json")
-    return {**results, "run_dir": str(run_dir)}
+    return {**results, "run_dir": str(run_dir), "data_pipeline": pipeline, "warnings": warnings}
 
 
 @dataclass(frozen=True, eq=False)

@@ -102,6 +102,7 @@ def fit(
     seed: int | None,
     checkpoint_dir: Path | None = None,
     checkpoint_key: str = "",
+    resume_keys: Sequence[str] = (),
     callbacks: Sequence[Callback] = (),
     evaluate_fn: EvaluateFn | None = None,
     generator: torch.Generator | None = None,
@@ -122,9 +123,12 @@ def fit(
             they are (the caller seeded them) and needs ``generator``.
         checkpoint_dir: if set, a checkpoint is written there after each epoch and an existing
             one is resumed from.
-        checkpoint_key: what the checkpoint belongs to (run_experiment: a hash of the model,
-            data, split and seed); an existing checkpoint with another key is refused, never
-            loaded into a model it was not trained as.
+        checkpoint_key: what the checkpoint belongs to (run_experiment: the config identity,
+            trainer settings included); an existing checkpoint with another key is refused,
+            never loaded into a model it was not trained as.
+        resume_keys: further keys whose checkpoint may be resumed from (a run continued for
+            more epochs, :mod:`mmseq.train.run_dir`); the loop then stops at once where that
+            run's early stopping had already fired, as a fresh run would have.
         callbacks: observers of the loop (a :class:`LoggingCallback` always runs first).
         evaluate_fn: stand-in for ``mmseq.eval.protocol.evaluate`` (same signature).
         generator: the sampling generator (on the training device); default: seeded by ``seed``.
@@ -178,7 +182,8 @@ def fit(
     stopped_early, start_epoch = False, 1
 
     state = load_checkpoint(checkpoint_dir) if checkpoint_dir is not None else None
-    if state is not None and state.get("key", "") != checkpoint_key:
+    accepted = {checkpoint_key, *resume_keys}
+    if state is not None and state.get("key", "") not in accepted:
         raise ConfigError(
             f"{checkpoint_path(checkpoint_dir)} belongs to another experiment (checkpoint key "
             f"{state.get('key') or 'none'!r}, this run {checkpoint_key or 'none'!r}): give this "
@@ -192,6 +197,8 @@ def fit(
         best_metrics, stopped_early = state["best_metrics"], state["stopped_early"]
         start_epoch = state["epoch"] + 1
         restore_rng_state(state["rng"], generator)
+        if state.get("key", "") != checkpoint_key:  # a continued run: stop where a fresh one did
+            stopped_early = stopped_early or early.should_stop
         log.info("resumed from %s at epoch %d", checkpoint_path(checkpoint_dir), state["epoch"])
     for cb in callbacks:
         cb.on_fit_start(model, start_epoch)

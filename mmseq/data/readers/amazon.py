@@ -1,7 +1,8 @@
 """Amazon review data, 2014 (McAuley et al.) and 2018 (Ni et al.) JSON lines, plain or gzip.
 
 One JSON object per line. Required keys: ``reviewerID`` and ``asin`` (non-empty strings),
-``overall`` (a finite JSON number) and ``unixReviewTime`` (whole seconds >= 0). ``reviewText`` and
+``overall`` (a JSON number on the 1..5 star scale) and ``unixReviewTime`` (whole seconds >= 0).
+``reviewText`` and
 ``summary`` are optional: a missing or null value becomes "" and is counted in
 ``meta["text_missing"]`` / ``meta["summary_missing"]``. Other keys (2014: ``helpful``,
 ``reviewTime``, ``reviewerName``; 2018: ``vote``, ``style``, ``verified``, ``image``) are ignored.
@@ -16,8 +17,11 @@ from typing import Any
 
 import numpy as np
 
-from mmseq.data.readers import READERS, BadRows, build_interactions, read_lines
+from mmseq.data.readers._common import MAX_SECONDS, READERS, BadRows, build_interactions, read_lines
 from mmseq.data.schema import Interactions
+
+#: Amazon reviews give 1 to 5 stars.
+RATING_RANGE = (1.0, 5.0)
 
 
 class _Invalid:
@@ -101,12 +105,10 @@ def read_amazon(path: str | Path, *, on_bad_row: str = "error") -> Interactions:
                 "bad_unixReviewTime",
             )
             continue
-        if seconds < 0:
+        if not 0 <= seconds <= MAX_SECONDS:
+            limit = "seconds >= 0" if seconds < 0 else f"seconds <= {MAX_SECONDS} (year 9999)"
             bad.add(
-                number,
-                "unixReviewTime",
-                f"expected seconds >= 0 (got {seconds})",
-                "bad_unixReviewTime",
+                number, "unixReviewTime", f"expected {limit} (got {seconds})", "bad_unixReviewTime"
             )
             continue
         text, summary = rec.get("reviewText"), rec.get("summary")
@@ -143,6 +145,7 @@ def read_amazon(path: str | Path, *, on_bad_row: str = "error") -> Interactions:
         review=review,
         summary=np.array(summaries, dtype=object),
         rating_name="overall",
+        rating_range=RATING_RANGE,
         rows_read=len(lines),
         blank_lines=blank,
         extra_meta={

@@ -14,10 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
-from mmseq.data.readers import (
+from mmseq.data.readers._common import (
     READERS,
     BadRows,
     build_interactions,
+    check_rating_range,
     decode_utf8,
     parse_numbers,
     parse_seconds,
@@ -52,6 +53,7 @@ def read_csv(
     time_col: str | None = None,
     text_col: str | None = None,
     delimiter: str = ",",
+    rating_range: tuple[float, float] | None = None,
 ) -> Interactions:
     """Read a delimited file with a header.
 
@@ -64,9 +66,12 @@ def read_csv(
         time_col: Unix-seconds column (default: None = "timestamp" if present, else positions).
         text_col: review text column (default: None = "review" if present, else no text).
         delimiter: one-character field separator (default: ",").
+        rating_range: [low, high] of valid ratings; a rating outside is a bad row
+            (default: None = any finite number).
     """
     path = Path(path)
     bad = BadRows(path, on_bad_row)
+    rating_range = check_rating_range(rating_range)
     text = decode_utf8(path, read_bytes(path))
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
     rows: list[list[str]] = []
@@ -135,6 +140,7 @@ def read_csv(
         timestamp=seconds,
         review=None if text_idx is None else column(text_idx),
         rating_name="rating" if rating_idx is None else header[rating_idx],
+        rating_range=rating_range,
         rows_read=rows_read,
         blank_lines=blank,
         extra_meta={"columns": header},

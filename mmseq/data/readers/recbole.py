@@ -14,10 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
-from mmseq.data.readers import (
+from mmseq.data.readers._common import (
     READERS,
     BadRows,
     build_interactions,
+    check_rating_range,
     parse_numbers,
     parse_seconds,
     read_lines,
@@ -52,6 +53,7 @@ def read_recbole(
     item_field: str = "item_id",
     rating_field: str = "rating",
     time_field: str = "timestamp",
+    rating_range: tuple[float, float] | None = None,
 ) -> Interactions:
     """Read a RecBole ``.inter`` file.
 
@@ -62,9 +64,12 @@ def read_recbole(
         item_field: item column name (default: "item_id").
         rating_field: rating column name, used when present (default: "rating").
         time_field: timestamp column name (seconds), used when present (default: "timestamp").
+        rating_range: [low, high] of valid ratings; a rating outside is a bad row
+            (default: None = any finite number).
     """
     path = Path(path)
     bad = BadRows(path, on_bad_row)
+    rating_range = check_rating_range(rating_range)
     lines, line_nos, blank = read_lines(path, bad)
     names = _parse_header(path, lines[0], int(line_nos[0]))
     for field in (user_field, item_field):
@@ -96,6 +101,7 @@ def read_recbole(
         rating=rating,
         timestamp=seconds,
         rating_name=rating_field,
+        rating_range=rating_range,
         rows_read=len(lines) - 1,
         blank_lines=blank,
         extra_meta={"columns": names},

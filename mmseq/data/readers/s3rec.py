@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from mmseq.data.readers import (
+from mmseq.data.readers._common import (
     READERS,
     BadRows,
     build_interactions,
@@ -137,7 +137,7 @@ def read_s3rec(
     flat = np.array(list(chain.from_iterable(r for r, k in zip(rows, keep) if k)), dtype=str)
     try:
         ids = flat.astype(np.int64)
-    except ValueError:
+    except (ValueError, OverflowError):  # a non-integer token, or one beyond int64
         ids = None
     if ids is None:  # slow path, only for a bad file: find the lines with non-integer ids
         for j in np.flatnonzero(keep):
@@ -178,8 +178,9 @@ def read_s3rec(
 
 
 def _is_int(token: str) -> bool:
+    """``token`` is a decimal integer within int64."""
     try:
-        int(token)
+        value = int(token)
     except ValueError:
         return False
-    return True
+    return -(2**63) <= value < 2**63

@@ -155,4 +155,5 @@ def test_format_stats_table(tiny_interactions):
     assert lines["ratings"] == "1: 1  2: 1  3: 2  4: 2  5: 4"
     assert lines["time range"] == "1970-01-02 .. 1970-01-07 (UTC)"
     assert lines["with text"] == "10 (100.00%)"
-    assert lines["duplicates removed"] == "0" and lines["skipped rows"] == "0"
+    assert lines["duplicate rows"] == "0 repeat an earlier (user, item) pair (0 pairs)"
+    assert lines["skipped rows"] == "0"

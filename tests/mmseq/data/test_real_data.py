@@ -117,5 +117,5 @@ def test_movielens_subset(shared_data):
 
 def test_stats_of_a_real_file(shared_data):
     text = format_stats(load_dataset(DataConfig(kcore=5), shared_data / GIFT))
-    assert "2,941" in text and "duplicates removed  7" in text and "k=5" in text
+    assert "2,941" in text and "7 removed before this table" in text and "k=5" in text
     assert "2012-01-31 .. 2018-08-22" in text

@@ -12,7 +12,7 @@ import pytest
 from mmseq.config import ExperimentConfig, SplitConfig, to_dict
 from mmseq.errors import ArtifactError
 from mmseq.eval import report
-from mmseq.eval.report import REQUIRED_KEYS, load_results, provenance, write_results
+from mmseq.eval.report import OPTIONAL_KEYS, REQUIRED_KEYS, load_results, provenance, write_results
 
 PROVENANCE_KEYS = {
     "git_sha", "git_dirty", "hostname", "platform", "cpu", "cpu_count", "torch_threads",
@@ -33,7 +33,8 @@ def test_write_and_load_round_trip(tmp_path: Path) -> None:
     )
     assert path == tmp_path / "runs" / "results.json"
     loaded = load_results(path)
-    assert set(loaded) == set(REQUIRED_KEYS)
+    assert set(loaded) == set(REQUIRED_KEYS) | set(OPTIONAL_KEYS)
+    assert loaded["warnings"] == [] and loaded["trivial_metrics"] is False
     assert loaded["format"] == 1
     assert loaded["protocol"] == "loo-full"
     assert loaded["metrics"] == {"hr@10": 0.25, "mrr": 0.125}

@@ -123,14 +123,17 @@ def test_a_checkpoint_of_another_experiment_is_refused_by_name(setup, tmp_path: 
     assert len(again.history) == 5  # its own key resumes (here: the finished run)
 
 
-def test_run_experiment_keys_checkpoints_by_everything_but_the_trainer() -> None:
+def test_run_experiment_keys_checkpoints_by_the_whole_config() -> None:
     from mmseq.config import load_experiment
+    from mmseq.identity import config_identity
     from mmseq.train.experiment import checkpoint_key
 
     path = REPO / "configs" / "experiments" / "demo.yaml"
     base = checkpoint_key(load_experiment(path))
-    assert checkpoint_key(load_experiment(path, ["train.epochs=99"])) == base
+    assert base == config_identity(load_experiment(path))
+    assert checkpoint_key(load_experiment(path, ["train.epochs=99"])) != base
     assert checkpoint_key(load_experiment(path, ["seed=3"])) != base
+    assert checkpoint_key(load_experiment(path, ["train.progress=false"])) == base
 
 
 def test_early_stopping_restores_best_weights(setup) -> None:
