@@ -11,7 +11,7 @@ import torch
 
 from mmseq.config import ExperimentConfig, TrainConfig, from_dict
 from mmseq.errors import ConfigError
-from mmseq.identity import config_identity
+from mmseq.identity import NON_RESULT_FIELDS, config_identity
 from mmseq.train.experiment import run_experiment
 
 BASE = {
@@ -40,6 +40,7 @@ TRAIN_CHANGES = {
     "eval_batch_size": 5,
     "grad_clip": 0.01,
     "progress": True,
+    "tensorboard": True,
     "threads": 1,
 }
 
@@ -75,8 +76,10 @@ def test_changing_any_trainer_field_never_reuses_the_finished_run(tmp_path: Path
             assert saved["metrics"] == _saved(fresh["run_dir"])["metrics"], name
             assert saved["extra"]["valid"] == fresh["valid"], name
             assert saved["extra"]["epochs_run"] == fresh["epochs_run"], name
-            if name != "progress":  # progress cannot change a result: same identity, same run
+            if ("train", name) not in NON_RESULT_FIELDS:
                 assert again["run_dir"] != base["run_dir"], name
+            else:  # progress and tensorboard cannot change a result: same identity, same run
+                assert again["run_dir"] == base["run_dir"], name
     finally:
         torch.set_num_threads(threads)
     lr = _saved(run_experiment(_cfg(tmp_path, lr=0.05))["run_dir"])["metrics"]
