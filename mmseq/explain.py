@@ -247,7 +247,8 @@ def explain_from_config(cfg: Any, user: str, item: str, *, run_dir: Path | None 
         run_dir: a finished ``mmseq train`` run of SD-MTMP on the same data (optional).
     """
     from mmseq.config import ExperimentConfig, from_dict
-    from mmseq.train.experiment import build_model, graph_bundle_file, make_inputs, prepare_data
+    from mmseq.data.prepare import graph_bundle_file, make_inputs, prepare_data
+    from mmseq.models.build import build_model
 
     prepared = prepare_data(cfg)
     data = prepared.data

@@ -32,11 +32,12 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from mmseq.data.prepare import graph_bundle_file
 from mmseq.data.schema import Interactions
 from mmseq.errors import ArtifactError, ConfigError, DataError
 from mmseq.eval.protocol import mask_rows
 from mmseq.explain import Explanation, RankBy, explain_pair
-from mmseq.train.experiment import LoadedRun, graph_bundle_file, load_trained_run
+from mmseq.runs import LoadedRun, load_trained_run
 
 Exclude = Literal["all", "eval"]
 IdLike = str | int | np.str_ | np.integer

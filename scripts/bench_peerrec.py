@@ -61,7 +61,8 @@ def _interleaved_medians(steps, warmup: int, repeats: int, device: torch.device
 
 def bench_windows(args: argparse.Namespace) -> None:
     """Bucketed against padded encoding on the real training windows of ``args.windows``."""
-    from mmseq.train.experiment import build_model, make_inputs, prepare_data
+    from mmseq.data.prepare import make_inputs, prepare_data
+    from mmseq.models.build import build_model
 
     cfg = load_experiment(args.windows)
     prepared = prepare_data(cfg)

@@ -34,12 +34,12 @@ from mmseq.config import DataConfig, load_experiment
 from mmseq.data.graph_bundle import GraphBundle
 from mmseq.data.inputs import build_model_inputs
 from mmseq.data.load import load_dataset
+from mmseq.data.prepare import graph_bundle_file, prepare_data
 from mmseq.data.schema import Interactions, TopicAssignments
 from mmseq.data.split import split_interactions
 from mmseq.models import MODELS, Recommender
 from mmseq.models.base import ModelInputs
 from mmseq.seed import make_generator, seed_everything
-from mmseq.train.experiment import graph_bundle_file, prepare_data
 
 REPO = Path(__file__).resolve().parents[1]
 MI = (REPO.parent / "shared" / "data" / "amazon2014-musical-instruments-5core"

@@ -18,9 +18,9 @@ from pathlib import Path
 
 from graphs.compose import build_all, parse_specs, summary_rows
 from mmseq.config import load_experiment
+from mmseq.data.prepare import graph_bundle_file, prepare_data
 from mmseq.errors import MmseqError
 from mmseq.lock import file_lock
-from mmseq.train.experiment import graph_bundle_file, prepare_data
 from topics.config import TopicConfig
 from topics.extract import extract_topics
 from topics.report import format_topic_table

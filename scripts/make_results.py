@@ -156,7 +156,7 @@ def _ensure_graphs(cfg_file: str, overrides: list[str], cfg) -> None:  # noqa: A
 
     if not MODELS.get(cfg.model.name).requires_graphs:
         return
-    from mmseq.train.experiment import graph_bundle_file, prepare_data
+    from mmseq.data.prepare import graph_bundle_file, prepare_data
 
     if graph_bundle_file(cfg, prepare_data(cfg).split).is_file():
         return

@@ -22,8 +22,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from mmseq.config import load_experiment
+from mmseq.data.prepare import prepare_data
 from mmseq.data.schema import user_item_matrix
-from mmseq.train.experiment import prepare_data
 
 CHUNK = 1024  # users per block of the (users x items) key matrix
 

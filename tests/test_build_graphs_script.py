@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from mmseq.config import load_experiment
-from mmseq.train.experiment import prepare_data
+from mmseq.data.prepare import prepare_data
 
 REPO = Path(__file__).resolve().parents[1]
 

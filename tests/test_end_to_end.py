@@ -12,7 +12,8 @@ import pytest
 
 from graphs.compose import build_all
 from mmseq.config import load_experiment
-from mmseq.train.experiment import prepare_data, run_experiment
+from mmseq.data.prepare import prepare_data
+from mmseq.train.experiment import run_experiment
 
 REPO = Path(__file__).resolve().parents[1]
 MI = "amazon2014-musical-instruments-5core/reviews_Musical_Instruments_5.json.gz"

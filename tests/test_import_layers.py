@@ -26,7 +26,15 @@ FORBIDDEN = [
     ("mmseq.data", "mmseq.train"),
     ("mmseq.eval", "mmseq.models"),
     ("mmseq.eval", "mmseq.train"),
+    ("mmseq.runs", "mmseq.train"),
+    ("mmseq.explain", "mmseq.train"),
+    ("mmseq.recommend", "mmseq.train"),
+    ("mmseq.report", "mmseq.train"),
 ]
+
+# The modules of mmseq that may use the trainer: the entry points (CLI, Python API), the training
+# package itself, and the continual runner, whose strategies train through the same ``fit``.
+TRAINER_USERS = ("mmseq.cli", "mmseq.api", "mmseq.train", "mmseq.continual.ader")
 
 
 def _module_name(path: Path) -> str:
@@ -62,6 +70,22 @@ def test_no_forbidden_import_edges() -> None:
                     if _matches(mod, importer) and _matches(imported, forbidden):
                         bad.append(f"{path.relative_to(REPO)} imports {imported}")
     assert not bad, "forbidden import edges:\n" + "\n".join(bad)
+
+
+def test_only_entry_points_and_the_trainer_import_mmseq_train() -> None:
+    users = sorted(
+        _module_name(path)
+        for path in (REPO / "mmseq").rglob("*.py")
+        if any(_matches(name, "mmseq.train") for name in _imports(path))
+    )
+    assert users, "the checker found no importer at all"
+    assert [m for m in users if not any(_matches(m, ok) for ok in TRAINER_USERS)] == []
+
+
+def test_graph_building_does_not_import_the_trainer() -> None:
+    assert not any(
+        _matches(name, "mmseq.train") for name in _imports(REPO / "scripts" / "build_graphs.py")
+    )
 
 
 def test_checker_sees_a_planted_forbidden_edge(tmp_path: Path) -> None:

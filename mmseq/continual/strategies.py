@@ -34,11 +34,11 @@ from mmseq.continual.exemplars import select_exemplars
 from mmseq.continual.periods import Periods, assign_periods, seen_items
 from mmseq.continual.samples import SequenceTable, predict_logits
 from mmseq.data.schema import Interactions
+from mmseq.device import resolve_device
 from mmseq.errors import ConfigError
 from mmseq.models import MODELS, Recommender
 from mmseq.registry import Registry
-from mmseq.seed import seed_everything
-from mmseq.train.loop import resolve_device
+from mmseq.seed import make_generator, seed_everything
 
 log = logging.getLogger(__name__)
 
@@ -46,9 +46,7 @@ log = logging.getLogger(__name__)
 def period_generator(seed: int, period: int, stream: int, device: torch.device) -> torch.Generator:
     """A generator for (seed, period, stream), independent of which strategy runs first."""
     state = int(np.random.SeedSequence([seed, period, stream]).generate_state(1)[0])
-    gen = torch.Generator(device=device)
-    gen.manual_seed(state)
-    return gen
+    return make_generator(state, device)
 
 
 @dataclass(frozen=True, eq=False)

@@ -7,130 +7,44 @@ read the bundle that ``scripts/build_graphs.py`` wrote for the same data, split 
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from mmseq.config import (
     ExperimentConfig,
     check_experiment,
     check_writable_dir,
-    from_dict,
     resolve_data_path,
     to_dict,
 )
-from mmseq.data.graph_bundle import GraphBundle, GraphPart, bundle_path
-from mmseq.data.inputs import build_model_inputs
-from mmseq.data.load import load_dataset
-from mmseq.data.schema import Interactions
-from mmseq.data.split import Split, split_interactions
+from mmseq.data.graph_bundle import GraphBundle
+from mmseq.data.prepare import (  # noqa: F401  (re-exported: the stages' historical home)
+    PreparedData,
+    graph_bundle_file,
+    load_graph_parts,
+    make_inputs,
+    prepare_data,
+)
 from mmseq.data.stats import pipeline_stages, stages_line, trivial_metric_warnings
-from mmseq.errors import ArtifactError, ConfigError
+from mmseq.device import resolve_device
+from mmseq.errors import ConfigError
 from mmseq.eval.protocol import DEFAULT_KS, NUM_NEGATIVES, evaluate, make_eval_task
 from mmseq.eval.report import write_results
 from mmseq.identity import config_identity
 from mmseq.io import atomic_write, file_sha256
-from mmseq.models import MODELS, Recommender
-from mmseq.models.base import ModelInputs
+from mmseq.models.build import build_model
+from mmseq.runs import LoadedRun, load_trained_run  # noqa: F401  (re-exported)
 from mmseq.seed import seed_everything
 from mmseq.train.loop import fit
-from mmseq.train.loop import resolve_device as train_device
 from mmseq.train.run_dir import claim_run_dir
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, eq=False)
-class PreparedData:
-    """The loaded data set and its split (what build_graphs and training share)."""
-
-    data: Interactions
-    split: Split
-    seconds: float
-
-
-def prepare_data(cfg: ExperimentConfig) -> PreparedData:
-    """Load ``cfg.data`` and split it by ``cfg.split.protocol``."""
-    start = time.perf_counter()
-    data = load_dataset(cfg.data, resolve_data_path(cfg))
-    split = split_interactions(data, cfg.split.protocol)
-    return PreparedData(data, split, time.perf_counter() - start)
-
-
-def graph_bundle_file(cfg: ExperimentConfig, split: Split) -> Path:
-    """The bundle path that ``scripts/build_graphs.py`` writes for this config and split."""
-    return bundle_path(
-        cfg.artifacts_dir,
-        train_hash=split.fit.content_hash(),
-        graph_specs=list(cfg.graphs),
-        topic_settings=dict(cfg.topics),
-    )
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
-def build_model(cfg: ExperimentConfig, num_users: int, num_items: int) -> Recommender:
-    """The registered model ``cfg.model.name`` with its params validated into its config class."""
-    cls = MODELS.get(cfg.model.name)
-    model_cfg = from_dict(
-        cls.config_class, cfg.model.params, where=f"model.params ({cfg.model.name})"
-    )
-    return cls(model_cfg, num_users, num_items)
-
-
-def _graph_parts(
-    cfg: ExperimentConfig, split: Split, model: Recommender, graphs: GraphBundle | None
-) -> dict[str, GraphPart]:
-    needed = tuple(model.requires_graphs)
-    if not needed:
-        return {}
-    if graphs is None:
-        path = graph_bundle_file(cfg, split)
-        if not path.is_file():
-            raise ArtifactError(
-                f"Model '{cfg.model.name}' needs graphs {list(needed)} but no bundle exists at "
-                f"{path}; "
-                "run: python scripts/build_graphs.py --config <this config>"
-            )
-        graphs = GraphBundle.load(path)
-    return {name: graphs[name] for name in needed}
-
-
-def _item_attribute_extras(data: Interactions) -> dict[str, torch.Tensor]:
-    if data.item_attributes is None:
-        return {}
-    coo = data.item_attributes.tocoo()
-    index = torch.from_numpy(np.vstack([coo.row, coo.col]).astype(np.int64))  # (2, nnz)
-    values = torch.ones(coo.nnz, dtype=torch.float32)
-    attrs = torch.sparse_coo_tensor(index, values, coo.shape, check_invariants=False)
-    return {"item_attributes": attrs.coalesce()}
-
-
-def make_inputs(
-    cfg: ExperimentConfig, prepared: PreparedData, parts: dict[str, GraphPart]
-) -> tuple[ModelInputs, ModelInputs]:
-    """(fit inputs for training and validation, fit+valid inputs for the test stage)."""
-    extras = _item_attribute_extras(prepared.data)
-    max_len = cfg.train.max_len
-    fit_inputs = build_model_inputs(
-        prepared.split.fit, max_len=max_len, graphs=parts, extras=extras
-    )
-    test_inputs = build_model_inputs(
-        prepared.split.history("test"), max_len=max_len, graphs=parts, extras=extras
-    )
-    return fit_inputs, test_inputs
 
 
 def checkpoint_key(cfg: ExperimentConfig) -> str:
@@ -172,7 +86,7 @@ def check_before_work(cfg: ExperimentConfig, run_dir: Path | None = None) -> Non
         ConfigError: naming the key (or ``--run-dir``) and the problem.
     """
     check_experiment(cfg)
-    train_device(cfg.train.device)
+    resolve_device(cfg.train.device)
     if run_dir is not None:
         check_writable_dir(run_dir, "--run-dir")
     else:
@@ -223,7 +137,7 @@ def run_experiment(
     run_dir = Path(run_dir or Path(cfg.output_dir) / run_name(cfg, data_hash))
     claim = claim_run_dir(run_dir, cfg, resume=resume, continue_from=continue_from)
     model = build_model(cfg, data.num_users, data.num_items)
-    parts = _graph_parts(cfg, split, model, graphs)
+    parts = load_graph_parts(cfg, split, model.requires_graphs, graphs)
     fit_inputs, test_inputs = make_inputs(cfg, prepared, parts)
     ks = cfg.ks or None
     valid_task = make_eval_task(split, "valid", ks=ks, seed=cfg.split.seed)
@@ -288,69 +202,6 @@ def run_experiment(
     )
     log.info("results written to %s", run_dir / "results.json")
     return {**results, "run_dir": str(run_dir), "data_pipeline": pipeline, "warnings": warnings}
-
-
-@dataclass(frozen=True, eq=False)
-class LoadedRun:
-    """A finished run reloaded from ``<run_dir>/model.pt``: what scoring it again needs.
-
-    Attributes:
-        run_dir: the run directory.
-        cfg: the run's resolved config (``train.progress`` off).
-        prepared: its data set and split, loaded again from the config.
-        model: the model with the saved weights, on ``device``, in eval mode (closed-form models
-            fitted again on the fit part, as training did).
-        parts: the graph parts the model consumes (empty for models without graphs).
-        fit_inputs: inputs of the fit part (training and validation history).
-        test_inputs: inputs of fit + valid (the history the test stage is scored with).
-        device: where the model and the inputs live.
-    """
-
-    run_dir: Path
-    cfg: ExperimentConfig
-    prepared: PreparedData
-    model: Recommender
-    parts: dict[str, GraphPart]
-    fit_inputs: ModelInputs
-    test_inputs: ModelInputs
-    device: torch.device
-
-
-def load_trained_run(run_dir: Path | str, *, device: str | None = None) -> LoadedRun:
-    """Reload a finished run (config + weights), its data, split and graph parts.
-
-    Args:
-        run_dir: a directory written by :func:`run_experiment` (holds ``model.pt``).
-        device: overrides the run's ``train.device`` (default: None = the run's setting).
-
-    Raises:
-        ArtifactError: if ``model.pt`` is missing or does not fit the data set.
-    """
-    run_dir = Path(run_dir)
-    path = run_dir / "model.pt"
-    if not path.is_file():
-        raise ArtifactError(
-            f"No trained model at {path}; is {run_dir} a run directory written by 'mmseq train'?"
-        )
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    cfg = from_dict(ExperimentConfig, state["config"], where=str(path))
-    cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, progress=False))
-    seed_everything(cfg.seed)
-    prepared = prepare_data(cfg)
-    model = build_model(cfg, prepared.data.num_users, prepared.data.num_items)
-    try:
-        model.load_state_dict(state["state_dict"])
-    except RuntimeError as exc:
-        raise ArtifactError(f"{path} does not fit its own config's data set: {exc}") from None
-    parts = _graph_parts(cfg, prepared.split, model, None)
-    fit_inputs, test_inputs = make_inputs(cfg, prepared, parts)
-    dev = resolve_device(device or cfg.train.device)
-    model.to(dev)
-    fit_inputs, test_inputs = fit_inputs.to(dev), test_inputs.to(dev)
-    if not model.trainable:
-        model.fit_closed_form(fit_inputs)
-    model.eval()
-    return LoadedRun(run_dir, cfg, prepared, model, parts, fit_inputs, test_inputs, dev)
 
 
 def evaluate_run(run_dir: Path, *, stage: str = "test") -> dict[str, float]:

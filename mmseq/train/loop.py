@@ -19,6 +19,7 @@ import torch
 from tqdm import tqdm
 
 from mmseq.config import TrainConfig
+from mmseq.device import resolve_device
 from mmseq.errors import ConfigError, TrainingError
 from mmseq.models.base import ModelInputs, Recommender
 from mmseq.seed import make_generator, seed_everything
@@ -59,16 +60,6 @@ class FitResult:
     best_metrics: dict[str, float]
     history: list[dict[str, Any]] = field(default_factory=list)
     stopped_early: bool = False
-
-
-def resolve_device(name: str) -> torch.device:
-    """``"auto"`` -> CUDA when available, else CPU; an unavailable CUDA device is an error."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"train.device is '{name}' but CUDA is not available on this machine")
-    return device
 
 
 def _default_evaluate() -> EvaluateFn:

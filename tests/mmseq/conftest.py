@@ -11,8 +11,9 @@ import yaml
 
 from graphs.compose import build_all
 from mmseq.config import load_experiment
+from mmseq.data.prepare import graph_bundle_file, prepare_data
 from mmseq.data.schema import Interactions, TopicAssignments
-from mmseq.train.experiment import graph_bundle_file, prepare_data, run_experiment
+from mmseq.train.experiment import run_experiment
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / "configs" / "experiments" / "demo_sdmtmp.yaml"

@@ -16,11 +16,12 @@ import yaml
 from graphs.compose import build_all
 from mmseq.cli import main
 from mmseq.config import load_experiment
+from mmseq.data.prepare import graph_bundle_file, prepare_data
 from mmseq.data.schema import Interactions, TopicAssignments
 from mmseq.errors import ArtifactError, ConfigError, DataError
 from mmseq.explain import explain_pair, format_explanation, resolve_id, shared_topics, topic_labels
 from mmseq.io import write_checksum
-from mmseq.train.experiment import graph_bundle_file, prepare_data, run_experiment
+from mmseq.train.experiment import run_experiment
 
 SPECS = [{"builder": "rating_graph"},
          {"builder": "user_topic_hypergraph", "params": {"weights": "count"}},

@@ -15,7 +15,7 @@ import mmseq
 from mmseq.cli import main
 from mmseq.errors import ConfigError, DataError
 from mmseq.recommend import gather_rows, lookup_ids
-from mmseq.train.experiment import load_trained_run
+from mmseq.runs import load_trained_run
 
 
 def direct_top_k(run_dir: Path, k: int, exclude: str) -> tuple[dict, dict]:

@@ -172,7 +172,7 @@ def test_short_training_learns_the_clusters() -> None:
 
 @pytest.mark.data
 def test_real_s3rec_attributes_reach_the_model(shared_data) -> None:
-    from mmseq.train.experiment import make_inputs, prepare_data
+    from mmseq.data.prepare import make_inputs, prepare_data
 
     cfg = from_dict(ExperimentConfig, {
         "data": {"path": str(shared_data / "s3rec-beauty" / "Beauty.txt.gz"), "format": "s3rec",

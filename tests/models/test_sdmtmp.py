@@ -27,6 +27,7 @@ from mmseq.config import (
 )
 from mmseq.data.inputs import ModelInputs, build_model_inputs
 from mmseq.data.load import load_dataset
+from mmseq.data.prepare import prepare_data
 from mmseq.data.schema import Interactions, TopicAssignments
 from mmseq.data.split import split_interactions
 from mmseq.errors import ArtifactError, ConfigError
@@ -37,7 +38,7 @@ from mmseq.models import MODELS
 from mmseq.models.sdmtmp import SDMTMP, Encoded, SDMTMPConfig
 from mmseq.nn.rating_time_attention import rating_time_weights
 from mmseq.optional import WITH_DGL
-from mmseq.train.experiment import prepare_data, run_experiment
+from mmseq.train.experiment import run_experiment
 from mmseq.train.loop import fit
 
 DAY = 86400
