@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from mmseq.config import ExperimentConfig, from_dict, resolve_data_path, to_dict
-from mmseq.data.graph_bundle import GraphBundle, GraphPart, bundle_path
+from mmseq.data.graph_bundle import GraphBundle, GraphPart
 from mmseq.data.inputs import build_model_inputs
 from mmseq.data.load import load_dataset
 from mmseq.data.schema import Interactions, settings_hash
@@ -30,6 +30,7 @@ from mmseq.io import atomic_write
 from mmseq.models import MODELS, Recommender
 from mmseq.models.base import ModelInputs
 from mmseq.seed import seed_everything
+from mmseq.stages import experiment_bundle_path
 from mmseq.train.loop import fit
 
 log = logging.getLogger(__name__)
@@ -54,12 +55,7 @@ def prepare_data(cfg: ExperimentConfig) -> PreparedData:
 
 def graph_bundle_file(cfg: ExperimentConfig, split: Split) -> Path:
     """The bundle path that ``scripts/build_graphs.py`` writes for this config and split."""
-    return bundle_path(
-        cfg.artifacts_dir,
-        train_hash=split.fit.content_hash(),
-        graph_specs=list(cfg.graphs),
-        topic_settings=dict(cfg.topics),
-    )
+    return experiment_bundle_path(cfg, split.fit.content_hash())
 
 
 def resolve_device(name: str) -> torch.device:
@@ -212,10 +208,10 @@ def run_experiment(
 
 def evaluate_run(run_dir: Path, *, stage: str = "test") -> dict[str, float]:
     """Reload a finished run (config + weights) and score ``stage`` again."""
-    from mmseq.config import ExperimentConfig as _EC
+    from mmseq.config import experiment_from_dict
 
     state = torch.load(Path(run_dir) / "model.pt", map_location="cpu", weights_only=True)
-    cfg = from_dict(_EC, state["config"], where=str(Path(run_dir) / "model.pt"))
+    cfg = experiment_from_dict(state["config"], where=str(Path(run_dir) / "model.pt"))
     cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, progress=False))
     seed_everything(cfg.seed)
     prepared = prepare_data(cfg)
