@@ -12,19 +12,29 @@ from __future__ import annotations
 import difflib
 import importlib
 import importlib.metadata
+import logging
 import pkgutil
 from collections.abc import Callable, Iterable, Iterator
 from typing import Generic, TypeVar
 
 from mmseq.errors import ConfigError
 
+logger = logging.getLogger(__name__)
+
 T = TypeVar("T")
+
+
+#: Modules of discovered packages that could not be imported for a missing optional dependency,
+#: by module name -> the error; registry misses list them so that nothing is skipped silently.
+UNAVAILABLE: dict[str, str] = {}
 
 
 def import_package_modules(package: str) -> list[str]:
     """Import ``package`` and every module directly inside it; the imported names, sorted.
 
-    Modules whose name starts with ``_`` are skipped (private helpers, ``__main__``).
+    Modules whose name starts with ``_`` are skipped (private helpers, ``__main__``). A module
+    that fails for a missing third-party package (an optional backend) is logged and recorded in
+    :data:`UNAVAILABLE`, and every registry miss names it; any other import error propagates.
     """
     pkg = importlib.import_module(package)
     names = sorted(
@@ -32,9 +42,19 @@ def import_package_modules(package: str) -> list[str]:
         for info in pkgutil.iter_modules(getattr(pkg, "__path__", []))
         if not info.name.startswith("_")
     )
+    imported = []
     for name in names:
-        importlib.import_module(name)
-    return names
+        try:
+            importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            missing = exc.name or ""
+            if missing == package or missing.startswith(package + "."):
+                raise
+            UNAVAILABLE[name] = f"{type(exc).__name__}: {exc}"
+            logger.warning("plug-in module %s not loaded (%s)", name, exc)
+            continue
+        imported.append(name)
+    return imported
 
 
 def load_entry_points(group: str) -> list[str]:
@@ -121,7 +141,10 @@ class Registry(Generic[T]):
             choices = sorted(self._entries)
             close = difflib.get_close_matches(name, choices, n=1)
             hint = f"; did you mean '{close[0]}'?" if close else ""
-            raise ConfigError(f"Unknown {self.kind} '{name}'; choices: {choices}{hint}") from None
+            skipped = f" (not loaded: {UNAVAILABLE})" if UNAVAILABLE else ""
+            raise ConfigError(
+                f"Unknown {self.kind} '{name}'; choices: {choices}{hint}{skipped}"
+            ) from None
 
     def names(self) -> list[str]:
         self.discover()

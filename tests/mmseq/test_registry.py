@@ -78,3 +78,28 @@ def test_register_does_not_trigger_discovery() -> None:
     reg.register("a")(object)  # would raise ModuleNotFoundError if it discovered
     with pytest.raises(ModuleNotFoundError):
         reg.names()
+
+
+def test_a_module_missing_an_optional_dependency_is_named_not_hidden(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mmseq import registry
+
+    holder = tmp_path / "holder_opt.py"
+    holder.write_text(
+        "from mmseq.registry import Registry\nREG = Registry('tool', packages=('opt_pkg',))\n"
+    )
+    _package(tmp_path, "opt_pkg", "holder_opt")
+    (tmp_path / "opt_pkg" / "gamma.py").write_text("import no_such_backend_xyz\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(registry, "UNAVAILABLE", {})
+    import holder_opt
+
+    assert holder_opt.REG.names() == ["alpha", "beta"]
+    with pytest.raises(ConfigError, match="opt_pkg.gamma.*no_such_backend_xyz"):
+        holder_opt.REG.get("gamma")
+    # A broken module of the package itself is an error, not a skip.
+    (tmp_path / "opt_pkg" / "delta.py").write_text("import opt_pkg.no_such_sibling\n")
+    fresh = Registry("tool", packages=("opt_pkg",))
+    with pytest.raises(ModuleNotFoundError):
+        fresh.names()
