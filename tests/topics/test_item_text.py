@@ -60,6 +60,7 @@ def test_item_rows_are_the_mean_of_their_sentence_embeddings(
     assert got.shape == (toy.num_items, 4)
 
 
+@pytest.mark.slow  # a real (PCA-reduced) topic fit fills the cache first
 def test_reuses_the_topic_stage_embedding_cache(
     toy: Interactions, encoder: KeywordEncoder, pca, tmp_path: Path
 ) -> None:
