@@ -2,9 +2,13 @@
 
 A modality is one :class:`GraphBuilder` subclass registered by name in :data:`GRAPH_BUILDERS`,
 with a frozen config dataclass beside it. ``graphs.compose.build_all`` parses each config entry
-``{builder: name, params: {...}}`` into that dataclass (strictly), runs the builder on the FIT
-(training) interactions only, checks the emitted :class:`~mmseq.data.graph_bundle.GraphPart`
-and caches it.
+``{builder: name, params: {...}}`` into that dataclass (strictly), runs the artifact stages the
+builder ``requires`` (:mod:`mmseq.stages`), runs the builder on the FIT (training) interactions
+only, checks the emitted :class:`~mmseq.data.graph_bundle.GraphPart` and caches it.
+
+Built-in builders are found by importing every module of this package (``GRAPH_BUILDERS``
+discovers them on first lookup); third-party ones by the entry point group
+``mmseq.graph_builders`` or a ``plugins:`` module list in the experiment YAML.
 
 Example (a new modality in its own file, plus a YAML entry ``- builder: my_graph``)::
 
@@ -17,7 +21,7 @@ Example (a new modality in its own file, plus a YAML entry ``- builder: my_graph
         name = "my_graph"
         config_class = MyGraphConfig
 
-        def build(self, train, *, topics, config):
+        def build(self, train, artifacts, config):  # artifacts: {stage name: artifact}
             ...
             return GraphPart(name=self.name, kind="graph", ...)
 """
@@ -25,6 +29,8 @@ Example (a new modality in its own file, plus a YAML entry ``- builder: my_graph
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any, ClassVar
 
 import numpy as np
@@ -32,15 +38,18 @@ import torch
 
 from mmseq.config import to_dict
 from mmseq.data.graph_bundle import GraphPart
-from mmseq.data.schema import Interactions, TopicAssignments
-from mmseq.errors import DataError
+from mmseq.data.schema import Interactions
+from mmseq.errors import ArtifactError, DataError
 from mmseq.registry import Registry
 
-#: Every graph builder by name (filled by the imports in ``graphs/__init__.py``).
-GRAPH_BUILDERS: Registry[type[GraphBuilder]] = Registry("graph builder")
+#: Every graph builder by name: this package's modules, then the ``mmseq.graph_builders`` entry
+#: points, imported on first lookup (plus any module a config names under ``plugins:``).
+GRAPH_BUILDERS: Registry[type[GraphBuilder]] = Registry(
+    "graph builder", packages=("graphs",), entry_point_group="mmseq.graph_builders"
+)
 
-#: Artifacts a builder may declare in ``requires``.
-KNOWN_REQUIREMENTS: tuple[str, ...] = ("topics",)
+#: No artifacts: what ``build`` receives when a builder requires none.
+NO_ARTIFACTS: Mapping[str, Any] = MappingProxyType({})
 
 
 class GraphBuilder(ABC):
@@ -49,7 +58,10 @@ class GraphBuilder(ABC):
     Class attributes:
         name: the registered name; also the default name of the emitted part.
         config_class: frozen dataclass of the builder's settings (``params`` in the config).
-        requires: artifacts ``build`` needs besides ``train``, e.g. ``("topics",)``.
+        requires: names of the artifact stages (``mmseq.stages.STAGES``) whose artifacts
+            ``build`` reads, e.g. ``("topics",)``.
+        directed: True when a kind-"graph" part may be directed (``A != A^T``, e.g. a kNN
+            graph); the conformance suite then skips its symmetry check.
         version: bump when the output for the same inputs changes (invalidates caches).
 
     ``build`` must be deterministic, use ``train`` (the fit rows) and the declared artifacts only,
@@ -60,13 +72,30 @@ class GraphBuilder(ABC):
     name: ClassVar[str]
     config_class: ClassVar[type]
     requires: ClassVar[tuple[str, ...]] = ()
+    directed: ClassVar[bool] = False
     version: ClassVar[int] = 1
 
     @abstractmethod
     def build(
-        self, train: Interactions, *, topics: TopicAssignments | None, config: Any
+        self, train: Interactions, artifacts: Mapping[str, Any] = NO_ARTIFACTS, config: Any = None
     ) -> GraphPart:
-        """Build the part from ``train`` (fit rows only) and, if required, ``topics``."""
+        """Build the part from ``train`` (fit rows only) and the ``requires`` artifacts.
+
+        Args:
+            train: the fit interactions.
+            artifacts: ``{stage name: artifact}``, holding at least every name in ``requires``.
+            config: an instance of ``config_class`` (None = its defaults).
+        """
+
+    def artifact(self, artifacts: Mapping[str, Any], stage: str) -> Any:
+        """``artifacts[stage]``, or an ArtifactError saying which stage to run."""
+        if artifacts.get(stage) is None:
+            raise ArtifactError(
+                f"Graph builder '{self.name}' needs the '{stage}' artifact (has: "
+                f"{sorted(artifacts)}); build_all runs the stage on the fit rows "
+                "(scripts/build_graphs.py)"
+            )
+        return artifacts[stage]
 
     def base_meta(self, train: Interactions, config: Any) -> dict[str, Any]:
         """Provenance every part carries: builder, its version and settings, input hash."""

@@ -1,4 +1,4 @@
-"""Run the configured graph builders, with a per-part on-disk cache, into one GraphBundle.
+"""Run the configured graph builders (and the artifact stages they need) into one GraphBundle.
 
 A config lists the builders to run::
 
@@ -9,51 +9,62 @@ A config lists the builders to run::
         params: {weights: count}
         name: user_topic_hypergraph_counts   # optional; default = the builder name
 
-Each part is cached as ``<cache_dir>/<name>-<key>.pt`` (+ ``.sha256``), written atomically
-through :meth:`GraphBundle.save`. ``key = settings_hash(name, builder, version, settings,
-train.content_hash(), topics hash)``; the topics hash enters only for builders that require
-topics. A changed input or setting therefore gives a new key (a rebuild); a file that fails its
-checksum or does not load is rebuilt and rewritten (and logged). Old files are left in place.
+``build_all`` runs only the artifact stages (``mmseq.stages.STAGES``) that the listed builders
+``require``, each on the fit rows and with its own cache, and hashes each artifact with the
+stage's ``content_hash``. Each part is cached as ``<cache_dir>/<name>-<key>.pt`` (+ ``.sha256``),
+written atomically through :meth:`GraphBundle.save`. ``key = settings_hash(name, builder,
+version, settings, train.content_hash(), {stage: artifact hash} of the builder's requirements)``.
+A changed input or setting therefore gives a new key (a rebuild); a file that fails its checksum
+or does not load is rebuilt and rewritten (and logged). Old files are left in place.
+
+This module also registers the ``graphs:`` config section: ``load_experiment`` parses it once
+into a tuple of :class:`GraphSpec` whose ``params`` are the builders' typed configs.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import scipy.sparse as sp
 import torch
 
-from graphs.base import GRAPH_BUILDERS, KNOWN_REQUIREMENTS, GraphBuilder
-from mmseq.config import from_dict, to_dict
+from graphs.base import GRAPH_BUILDERS, GraphBuilder
+from mmseq.config import from_dict, register_section, to_dict
 from mmseq.data.graph_bundle import GraphBundle, GraphPart
-from mmseq.data.schema import Interactions, TopicAssignments, settings_hash
+from mmseq.data.schema import Interactions, settings_hash
 from mmseq.errors import ArtifactError, ConfigError, DataError
 from mmseq.lock import file_lock
+from mmseq.stages import STAGES
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class GraphSpec:
-    """One entry of the config's ``graphs`` list."""
+    """One entry of the config's ``graphs`` list (typed once parsed by :func:`parse_specs`)."""
 
     builder: str  # a name in GRAPH_BUILDERS
-    params: dict = field(default_factory=dict)  # fields of the builder's config_class
+    params: Any = None  # the builder's config_class instance (a mapping of its fields in YAML)
     name: str = ""  # name of the emitted part; "" = the builder's name
+
+    @property
+    def requires(self) -> tuple[str, ...]:
+        """The artifact stages this part's builder needs."""
+        return tuple(GRAPH_BUILDERS.get(self.builder).requires)
 
 
 def parse_specs(
     specs: Sequence[Mapping[str, Any] | GraphSpec], *, where: str = "graphs"
 ) -> list[tuple[GraphSpec, type[GraphBuilder], Any]]:
     """Strictly parse specs into ``(spec, builder class, builder config)`` triples.
+
+    The returned spec has its ``name`` resolved and its ``params`` typed (so parsing a parsed
+    spec again returns it unchanged).
 
     Raises:
         ConfigError: on an unknown key, an unknown builder (with the choices), a bad parameter
@@ -73,8 +84,12 @@ def parse_specs(
             cls = GRAPH_BUILDERS.get(spec.builder)
         except ValueError as exc:
             raise ConfigError(f"{loc}: {exc}") from None
-        config: Any = from_dict(
-            cls.config_class, spec.params, where=f"{loc}.params (builder '{spec.builder}')"
+        config: Any = (
+            spec.params
+            if isinstance(spec.params, cls.config_class)
+            else from_dict(
+                cls.config_class, spec.params, where=f"{loc}.params (builder '{spec.builder}')"
+            )
         )
         name = spec.name or cls.name
         if name in seen:
@@ -83,25 +98,58 @@ def parse_specs(
                 "give one of them another 'name'"
             )
         seen[name] = i
-        parsed.append((dataclasses.replace(spec, name=name), cls, config))
+        parsed.append((GraphSpec(spec.builder, config, name), cls, config))
     return parsed
 
 
-def topics_hash(topics: TopicAssignments | None) -> str | None:
-    """sha256 (16 hex chars) of the topic embeddings, membership matrices and labels."""
-    if topics is None:
-        return None
-    h = hashlib.sha256()
-    arrays: list[np.ndarray] = [np.ascontiguousarray(topics.topic_embeddings)]
-    for mat in (topics.user_topic, topics.item_topic):
-        csr = sp.csr_matrix(mat)
-        csr.sort_indices()
-        arrays += [np.asarray(csr.shape), csr.indptr, csr.indices, csr.data]
-    for arr in arrays:
-        h.update(f"{arr.dtype}{arr.shape}".encode())
-        h.update(np.ascontiguousarray(arr).tobytes())
-    h.update("\x1f".join(topics.labels).encode("utf-8", "surrogatepass"))
-    return h.hexdigest()[:16]
+def parse_graph_section(raw: Any, where: str) -> tuple[GraphSpec, ...]:
+    """The ``graphs:`` section as typed specs (None or absent = no graphs)."""
+    if raw is None:
+        return ()
+    return tuple(spec for spec, _, _ in parse_specs(raw, where=where))
+
+
+register_section("graphs", parse_graph_section)
+
+
+def required_stages(builders: Sequence[type[GraphBuilder]]) -> list[str]:
+    """The stage names the builders require, sorted, each checked against ``STAGES``."""
+    names = sorted({req for cls in builders for req in cls.requires})
+    for name in names:
+        if name not in STAGES:
+            users = sorted(cls.name for cls in builders if name in cls.requires)
+            raise ConfigError(
+                f"Graph builders {users} require the unknown stage '{name}' "
+                f"(stages: {STAGES.names()})"
+            )
+    return names
+
+
+def run_stages(
+    names: Sequence[str],
+    fit: Interactions,
+    *,
+    configs: Mapping[str, Any] | None = None,
+    cache_root: str | Path | None = None,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """``{stage: artifact}``: each named stage run on the fit rows (its config by stage name).
+
+    A stage caches under ``<cache_root>/<stage.folder_name()>`` (None = no cache).
+    """
+    configs = configs or {}
+    out: dict[str, Any] = {}
+    for name in names:
+        cls = STAGES.get(name)
+        config = configs.get(name) or cls.config_class()
+        cache = None if cache_root is None else Path(cache_root) / cls.folder_name()
+        out[name] = cls().run(fit, config, cache_dir=cache, progress=progress)
+    return out
+
+
+def artifact_hashes(artifacts: Mapping[str, Any]) -> dict[str, str]:
+    """``{stage: content hash}`` of artifacts by stage name (the stage's own ``content_hash``)."""
+    return {name: STAGES.get(name)().content_hash(art) for name, art in sorted(artifacts.items())}
 
 
 def check_part(part: object, spec: GraphSpec, cls: type[GraphBuilder]) -> GraphPart:
@@ -128,21 +176,11 @@ def _build_one(
     cls: type[GraphBuilder],
     config: Any,
     train: Interactions,
-    topics: TopicAssignments | None,
+    artifacts: Mapping[str, Any],
     provenance: dict[str, Any],
 ) -> GraphPart:
-    unknown = set(cls.requires) - set(KNOWN_REQUIREMENTS)
-    if unknown:
-        raise ConfigError(
-            f"Graph builder '{spec.builder}' requires unknown artifacts {sorted(unknown)}"
-            f" (known: {list(KNOWN_REQUIREMENTS)})"
-        )
-    if "topics" in cls.requires and topics is None:
-        raise ArtifactError(
-            f"Graph builder '{spec.builder}' requires topics, but none were given; "
-            "run the topic stage on the fit rows first (scripts/build_graphs.py)"
-        )
-    part = check_part(cls().build(train, topics=topics, config=config), spec, cls)
+    given = {name: artifacts[name] for name in cls.requires}
+    part = check_part(cls().build(train, given, config), spec, cls)
     meta = dict(part.meta) | provenance | {"shape": list(part.shape), "nnz": part.nnz}
     return dataclasses.replace(part, name=spec.name, meta=meta)
 
@@ -167,74 +205,80 @@ def _build_or_load(
     cls: type[GraphBuilder],
     config: Any,
     train: Interactions,
-    topics: TopicAssignments | None,
+    artifacts: Mapping[str, Any],
     train_hash: str,
-    t_hash: str | None,
+    hashes: Mapping[str, str],
     cache_dir: str | Path | None,
-    parts: dict[str, GraphPart],
-    status: dict[str, str],
-) -> None:
-    """Load one part from the cache or build (and cache) it; fills ``parts`` and ``status``."""
+) -> tuple[GraphPart, str]:
+    """Load one part from the cache or build (and cache) it; returns (part, cache status)."""
     settings = to_dict(config)
-    uses_topics = "topics" in cls.requires
-    key = settings_hash(
-        spec.name,
-        spec.builder,
-        cls.version,
-        settings,
-        train_hash,
-        t_hash if uses_topics else None,
-    )
+    used = {name: hashes[name] for name in sorted(cls.requires)} or None
+    key = settings_hash(spec.name, spec.builder, cls.version, settings, train_hash, used)
     provenance = {
         "builder": spec.builder,
         "builder_version": cls.version,
         "settings": settings,
         "train_hash": train_hash,
-        "topics_hash": t_hash if uses_topics else None,
+        "artifact_hashes": used or {},
         "cache_key": key,
     }
     path = None if cache_dir is None else Path(cache_dir) / f"{spec.name}-{key}.pt"
     part, state = (None, "off") if path is None else _load_cached(path, spec.name, key)
     if part is None:
-        part = _build_one(spec, cls, config, train, topics, provenance)
+        part = _build_one(spec, cls, config, train, artifacts, provenance)
         if path is not None:
             GraphBundle({spec.name: part}, {"cache_key": key}).save(path)
     logger.info("graph part %s: %s (%s nnz)", spec.name, state, part.nnz)
-    parts[spec.name], status[spec.name] = part, state
+    return part, state
 
 
 def build_all(
     specs: Sequence[Mapping[str, Any] | GraphSpec],
     train: Interactions,
     *,
-    topics: TopicAssignments | None,
+    artifacts: Mapping[str, Any] | None = None,
+    stage_configs: Mapping[str, Any] | None = None,
     cache_dir: str | Path | None,
+    stage_cache_root: str | Path | None = None,
+    progress: bool = False,
 ) -> GraphBundle:
     """Build (or load from cache) every configured part from the FIT rows ``train``.
 
     Args:
         specs: ``[{builder: name, params: {...}, name: optional}]`` (see :class:`GraphSpec`).
         train: the fit interactions only (``Split.fit``): nothing held out may reach a graph.
-        topics: topic assignments computed from ``train`` only, or None when no builder needs them.
+        artifacts: stage artifacts already computed from ``train`` (by stage name); a required
+            stage missing here is run (:func:`run_stages`). Stages no builder needs never run.
+        stage_configs: stage configs by stage name (default: each stage's config defaults).
         cache_dir: folder of the per-part cache; None = no cache.
+        stage_cache_root: folder holding each stage's cache folder; None = no stage cache.
+        progress: let stages show progress bars.
 
     Returns:
         A :class:`GraphBundle`; its ``meta`` has the input hashes, the parsed specs and
         ``cache`` = ``{part: "hit" | "built" | "rebuilt" | "off"}``.
     """
     parsed = parse_specs(specs)
-    train_hash, t_hash = train.content_hash(), topics_hash(topics)
+    needed = required_stages([cls for _, cls, _ in parsed])
+    given = dict(artifacts or {})
+    missing = [name for name in needed if given.get(name) is None]
+    given |= run_stages(
+        missing, train, configs=stage_configs, cache_root=stage_cache_root, progress=progress
+    )
+    used = {name: given[name] for name in needed}
+    train_hash, hashes = train.content_hash(), artifact_hashes(used)
     parts: dict[str, GraphPart] = {}
     status: dict[str, str] = {}
     # One writer per cache folder at a time: a concurrent run waits here, then hits the cache.
     guard = contextlib.nullcontext() if cache_dir is None else file_lock(cache_dir)
     with guard:
         for spec, cls, config in parsed:
-            _build_or_load(spec, cls, config, train, topics, train_hash, t_hash, cache_dir,
-                           parts, status)
+            parts[spec.name], status[spec.name] = _build_or_load(
+                spec, cls, config, train, used, train_hash, hashes, cache_dir
+            )
     meta = {
         "train_hash": train_hash,
-        "topics_hash": t_hash,
+        "artifact_hashes": hashes,
         "num_users": train.num_users,
         "num_items": train.num_items,
         "specs": [to_dict(spec) for spec, _, _ in parsed],

@@ -1,27 +1,24 @@
-"""Extra modalities no model hard-codes: item co-occurrence graph and item-attribute hypergraph.
+"""Item co-occurrence graph (``"item_cooccurrence"``), a modality no model hard-codes.
 
-* ``"item_cooccurrence"``: items are linked when one follows the other within ``window`` steps
-  of a user's chronological TRAINING sequence (ties in time keep file order). ``A[a, b]`` counts
-  such transitions in either direction (symmetric); repeats of the same item are not self loops
-  (they are counted in ``meta`` and skipped). Stored as ``D^-1/2 A D^-1/2`` by default.
-* ``"item_attribute_hypergraph"``: one hyperedge per attribute of ``Interactions.item_attributes``
-  (e.g. S3-Rec's item2attributes), holding every item with that attribute. Attributes describe
-  items, not interactions, so they carry no held-out information.
+Items are linked when one follows the other within ``window`` steps of a user's chronological
+TRAINING sequence (ties in time keep file order). ``A[a, b]`` counts such transitions in either
+direction (symmetric); repeats of the same item are not self loops (they are counted in ``meta``
+and skipped). Stored as ``D^-1/2 A D^-1/2`` by default.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
-import scipy.sparse as sp
 
-from graphs.base import GRAPH_BUILDERS, GraphBuilder, coalesce, require_interactions
+from graphs.base import GRAPH_BUILDERS, NO_ARTIFACTS, GraphBuilder, coalesce, require_interactions
 from graphs.normalize import symmetric_normalize
 from mmseq.data.graph_bundle import GraphPart
-from mmseq.data.schema import Interactions, TopicAssignments
-from mmseq.errors import DataError
+from mmseq.data.schema import Interactions
 
 logger = logging.getLogger(__name__)
 
@@ -65,8 +62,7 @@ class ItemCooccurrenceBuilder(GraphBuilder):
     def build(
         self,
         train: Interactions,
-        *,
-        topics: TopicAssignments | None = None,
+        artifacts: Mapping[str, Any] = NO_ARTIFACTS,
         config: ItemCooccurrenceConfig | None = None,
     ) -> GraphPart:
         config = config or ItemCooccurrenceConfig()
@@ -103,60 +99,6 @@ class ItemCooccurrenceBuilder(GraphBuilder):
             edge_index=edge_index,
             edge_weight=weight,
             shape=(n, n),
-            node_offsets={"item": 0},
-            meta=meta,
-        )
-
-
-@dataclass(frozen=True)
-class ItemAttributeHypergraphConfig:
-    """No settings: binary incidence, one hyperedge per attribute column (empty ones kept)."""
-
-
-@GRAPH_BUILDERS.register("item_attribute_hypergraph")
-class ItemAttributeHypergraphBuilder(GraphBuilder):
-    """Items x attributes incidence from ``Interactions.item_attributes``."""
-
-    name = "item_attribute_hypergraph"
-    config_class = ItemAttributeHypergraphConfig
-
-    def build(
-        self,
-        train: Interactions,
-        *,
-        topics: TopicAssignments | None = None,
-        config: ItemAttributeHypergraphConfig | None = None,
-    ) -> GraphPart:
-        config = config or ItemAttributeHypergraphConfig()
-        require_interactions(train, self.name)
-        if train.item_attributes is None:
-            raise DataError(
-                f"Graph builder '{self.name}': the data set has no item attributes "
-                "(Interactions.item_attributes is None; source: "
-                f"{train.meta.get('source', 'unknown')})"
-            )
-        attrs = sp.coo_matrix(train.item_attributes)
-        values = np.asarray(attrs.data, dtype=np.float64)
-        if values.size and (not np.isfinite(values).all() or values.min() < 0):
-            raise DataError(f"Graph builder '{self.name}': item_attributes must be finite and >= 0")
-        present = values > 0
-        rows, cols = attrs.row[present], attrs.col[present]
-        num_items, num_attributes = attrs.shape
-        edge_index, weight = coalesce(rows, cols, np.ones(len(rows)), (num_items, num_attributes))
-        weight = weight.clamp(max=1.0)  # binary even if the CSR held duplicate entries
-        meta = self.base_meta(train, config) | {
-            "num_items": int(num_items),
-            "num_attributes": int(num_attributes),
-            "memberships": int(edge_index.size(1)),
-            "items_without_attribute": int(num_items - len(np.unique(rows))),
-            "empty_attributes": int(num_attributes - len(np.unique(cols))),
-        }
-        return GraphPart(
-            name=self.name,
-            kind="hypergraph",
-            edge_index=edge_index,
-            edge_weight=weight,
-            shape=(num_items, num_attributes),
             node_offsets={"item": 0},
             meta=meta,
         )

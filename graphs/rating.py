@@ -13,15 +13,16 @@ does not depend on row order or timestamp ties; ``"last"`` (most recent, ties by
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 
-from graphs.base import GRAPH_BUILDERS, GraphBuilder, coalesce, require_interactions
+from graphs.base import GRAPH_BUILDERS, NO_ARTIFACTS, GraphBuilder, coalesce, require_interactions
 from graphs.normalize import symmetric_normalize
 from mmseq.data.graph_bundle import GraphPart
-from mmseq.data.schema import Interactions, TopicAssignments
+from mmseq.data.schema import Interactions
 from mmseq.errors import DataError
 
 DuplicatePolicy = Literal["max", "last", "sum", "mean"]
@@ -118,8 +119,7 @@ class InteractionGraphBuilder(GraphBuilder):
     def build(
         self,
         train: Interactions,
-        *,
-        topics: TopicAssignments | None = None,
+        artifacts: Mapping[str, Any] = NO_ARTIFACTS,
         config: InteractionGraphConfig | None = None,
     ) -> GraphPart:
         config = config or InteractionGraphConfig()
@@ -146,8 +146,7 @@ class RatingGraphBuilder(GraphBuilder):
     def build(
         self,
         train: Interactions,
-        *,
-        topics: TopicAssignments | None = None,
+        artifacts: Mapping[str, Any] = NO_ARTIFACTS,
         config: RatingGraphConfig | None = None,
     ) -> GraphPart:
         config = config or RatingGraphConfig()

@@ -16,14 +16,15 @@ Documented handling of awkward inputs (counted in ``meta``, never dropped silent
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import scipy.sparse as sp
 import torch
 
-from graphs.base import GRAPH_BUILDERS, GraphBuilder, coalesce, require_interactions
+from graphs.base import GRAPH_BUILDERS, NO_ARTIFACTS, GraphBuilder, coalesce, require_interactions
 from mmseq.data.graph_bundle import GraphPart
 from mmseq.data.schema import Interactions, TopicAssignments, canonical_json
 from mmseq.errors import ArtifactError, DataError
@@ -101,15 +102,15 @@ class _TopicHypergraphBuilder(GraphBuilder):
     def build(
         self,
         train: Interactions,
-        *,
-        topics: TopicAssignments | None,
+        artifacts: Mapping[str, Any] = NO_ARTIFACTS,
         config: TopicHypergraphConfig | None = None,
     ) -> GraphPart:
         config = config or TopicHypergraphConfig()
-        if topics is None:
+        topics = self.artifact(artifacts, "topics")
+        if not isinstance(topics, TopicAssignments):
             raise ArtifactError(
-                f"Graph builder '{self.name}' needs topic assignments "
-                "(topics.extract.extract_topics on the fit rows); got None"
+                f"Graph builder '{self.name}': expected the 'topics' artifact to be "
+                f"TopicAssignments (got {type(topics).__name__})"
             )
         require_interactions(train, self.name)
         membership = topics.user_topic if self.node_type == "user" else topics.item_topic

@@ -13,7 +13,7 @@ import math
 import os
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar, get_args, get_origin
@@ -31,6 +31,8 @@ from mmseq.domains import (
     rule_domain,
 )
 from mmseq.errors import ConfigError
+from mmseq.plugins import load_installed_plugins, load_plugin_modules
+from mmseq.registry import Registry
 
 T = TypeVar("T")
 #: Config classes of these modules get the name-rule domains of :mod:`mmseq.domains`.
@@ -316,8 +318,12 @@ class ExperimentConfig:
     split: SplitConfig = field(default_factory=SplitConfig)
     model: ModelSection = field(default_factory=ModelSection)
     train: TrainConfig = field(default_factory=TrainConfig)
-    topics: dict = field(default_factory=dict)  # topics.TopicConfig fields (validated by topics/)
-    graphs: tuple = ()  # list of {builder: name, params: {...}} (validated by graphs/)
+    # The two sections registered by the built-in plug-ins, typed by load_experiment: topics ->
+    # topics.TopicConfig (the "topics" stage's section), graphs -> tuple of graphs.GraphSpec.
+    topics: Any = None
+    graphs: Any = ()
+    plugins: tuple[str, ...] = ()  # modules imported before parsing (third-party plug-ins)
+    sections: dict = field(default_factory=dict)  # other plug-in sections by name, typed at load
     seed: Annotated[int, SEED] = 0
     # metric cut-offs; () = the protocol's defaults
     ks: tuple[Annotated[int, POSITIVE_INT], ...] = ()
@@ -325,6 +331,102 @@ class ExperimentConfig:
     output_dir: Annotated[str, NON_EMPTY] = "runs"
     artifacts_dir: Annotated[str, NON_EMPTY] = "artifacts"  # topic and graph caches
     data_root: str = ""  # base for relative data paths; "" = the config file's folder
+
+
+# --------------------------------------------------------------------------------------------
+# Plug-in sections: a plug-in package registers the YAML section it owns (graphs/ registers
+# "graphs"); each artifact stage owns the section ``section_name()`` gives (topics/ -> "topics").
+# load_experiment parses them all into typed configs once, at load.
+
+SectionParser = Callable[[Any, str], Any]  # (raw YAML value or None, where) -> typed config
+
+#: Explicitly registered sections by name (stage sections come from ``mmseq.stages.STAGES``).
+SECTIONS: Registry[SectionParser] = Registry("config section", discover=(load_installed_plugins,))
+
+#: Sections that are ExperimentConfig fields of their own (the rest live in ``sections``).
+FIELD_SECTIONS: tuple[str, ...] = ("topics", "graphs")
+
+
+def register_section(name: str, parse: SectionParser) -> SectionParser:
+    """Register ``parse`` for the YAML section ``name``; it must accept its own output too."""
+    return SECTIONS.register(name)(parse)
+
+
+def _stage_parser(cls: Any) -> SectionParser:
+    def parse(raw: Any, where: str) -> Any:
+        return raw if isinstance(raw, cls.config_class) else from_dict(
+            cls.config_class, raw, where=where
+        )
+
+    return parse
+
+
+def section_parsers() -> dict[str, SectionParser]:
+    """Every known plug-in section: registered ones plus one per stage section."""
+    from mmseq.stages import STAGES  # lazily: mmseq.stages imports this module
+
+    parsers = {name: SECTIONS.get(name) for name in SECTIONS.names()}
+    owners: dict[str, Any] = {}
+    for name in STAGES.names():
+        cls = STAGES.get(name)
+        section = cls.section_name()
+        other = owners.setdefault(section, cls)
+        if other.config_class is not cls.config_class:
+            raise ConfigError(
+                f"Stages '{other.name}' and '{cls.name}' share the section '{section}' but not "
+                f"a config class ({other.config_class.__name__} vs {cls.config_class.__name__})"
+            )
+        if section in parsers and section not in owners:
+            raise ConfigError(f"Stage '{cls.name}' claims the registered section '{section}'")
+        parsers.setdefault(section, _stage_parser(cls))
+    return parsers
+
+
+def experiment_from_dict(mapping: Mapping[str, Any] | None, *, where: str) -> ExperimentConfig:
+    """ExperimentConfig from a plain mapping, every plug-in section typed (strictly).
+
+    Loads the plug-ins first (built-in, entry points, then the mapping's ``plugins:`` modules),
+    so that a section of a plug-in named in the same file is known. A section key may sit at the
+    top level (``item_text: {...}``) or under ``sections:`` (how ``to_dict`` writes it back).
+
+    Raises:
+        ConfigError: on an unknown key or section, or a bad value in any section.
+    """
+    mapping = dict(mapping or {})
+    plugins = _coerce(mapping.get("plugins", ()), tuple[str, ...], f"{where}: plugins")
+    load_plugin_modules(plugins, where=f"{where}: plugins")
+    parsers = section_parsers()
+    fields = {f.name for f in dataclasses.fields(ExperimentConfig)}
+    extra = dict(_coerce(mapping.pop("sections", {}), dict, f"{where}: sections"))
+    for key in list(mapping):
+        if key not in fields and key in parsers:
+            extra[key] = mapping.pop(key)
+    cfg = from_dict(ExperimentConfig, mapping, where=where)
+    typed = {
+        name: parsers[name](getattr(cfg, name), f"{where}: {name}")
+        for name in FIELD_SECTIONS
+        if name in parsers
+    }
+    sections = {}
+    for name, raw in sorted(extra.items()):
+        if name not in parsers or name in FIELD_SECTIONS:
+            choices = sorted(set(parsers) - set(FIELD_SECTIONS))
+            close = difflib.get_close_matches(str(name), choices, n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            raise ConfigError(
+                f"{where}: unknown section '{name}'{hint} (plug-in sections: {choices})"
+            )
+        sections[name] = parsers[name](raw, f"{where}: {name}")
+    return dataclasses.replace(cfg, **typed, sections=sections)
+
+
+def section_value(cfg: ExperimentConfig, name: str) -> Any:
+    """The typed config of plug-in section ``name`` (its default when the YAML has none)."""
+    parsers = section_parsers()
+    if name not in parsers:
+        raise ConfigError(f"Unknown config section '{name}'; known: {sorted(parsers)}")
+    raw = getattr(cfg, name) if name in FIELD_SECTIONS else cfg.sections.get(name)
+    return parsers[name](raw, f"config section '{name}'")
 
 
 def load_experiment(path: str | Path, overrides: list[str] | None = None) -> ExperimentConfig:
@@ -341,7 +443,7 @@ def load_experiment(path: str | Path, overrides: list[str] | None = None) -> Exp
     """
     path = Path(path)
     mapping = apply_overrides(load_yaml(path), list(overrides or []))
-    cfg = from_dict(ExperimentConfig, mapping, where=str(path))
+    cfg = experiment_from_dict(mapping, where=str(path))
     if not cfg.data_root:
         cfg = dataclasses.replace(cfg, data_root=str(path.resolve().parent))
     check_experiment(cfg, where=str(path))

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from mmseq.config import ExperimentConfig, from_dict
+from mmseq.config import ExperimentConfig, experiment_from_dict
 from mmseq.data.graph_bundle import GraphPart
 from mmseq.data.inputs import ModelInputs
 from mmseq.data.prepare import PreparedData, load_graph_parts, make_inputs, prepare_data
@@ -66,7 +66,7 @@ def load_trained_run(run_dir: Path | str, *, device: str | None = None) -> Loade
             f"No trained model at {path}; is {run_dir} a run directory written by 'mmseq train'?"
         )
     state = torch.load(path, map_location="cpu", weights_only=True)
-    cfg = from_dict(ExperimentConfig, state["config"], where=str(path))
+    cfg = experiment_from_dict(state["config"], where=str(path))
     cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, progress=False))
     seed_everything(cfg.seed)
     prepared = prepare_data(cfg)

@@ -231,9 +231,9 @@ def main(argv: list[str] | None = None) -> int:
         ("musical_instruments", data, args.reps),
         (f"synthetic_x{args.scale}", big, args.big_reps),
     ):
-        rating = RatingGraphBuilder().build(table, topics=None)
+        rating = RatingGraphBuilder().build(table)
         topics = synthetic_topics(table.num_users, table.num_items, rng)
-        hyper = UserTopicHypergraphBuilder().build(table, topics=topics)
+        hyper = UserTopicHypergraphBuilder().build(table, {"topics": topics})
         results[label] = {
             "gcn": bench_gcn(rating, backends, reps, gen),
             "hypergraph": bench_hypergraph(hyper, backends, reps, gen),

@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         data = load_dataset(DataConfig(path=args.data, format="amazon", kcore=5), Path(args.data))
         fit = split_interactions(data, "ratio-80-20").fit
-        bundle = build_all(SPECS, fit, topics=keyword_topics(fit), cache_dir=None)
+        bundle = build_all(SPECS, fit, artifacts={"topics": keyword_topics(fit)}, cache_dir=None)
     inputs = build_model_inputs(fit, max_len=50, graphs=dict(bundle.parts)).to(args.device)
     runs = {}
     for name in ("lightgcn", "sdmtmp"):

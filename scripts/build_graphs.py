@@ -2,10 +2,10 @@
 
     python scripts/build_graphs.py --config configs/experiments/demo.yaml
 
-Reads the experiment YAML, loads and splits the data exactly as training will, runs the topic stage
-on the FIT (training) rows only when a builder needs topics, runs every graph builder listed under
-``graphs:``, and saves the GraphBundle where ``mmseq train`` looks for it. Cached: a second run with
-the same inputs and settings reuses the artifacts.
+Reads the experiment YAML, loads and splits the data exactly as training will, runs the artifact
+stages (topics, item text, ...) that the listed builders require on the FIT (training) rows only,
+runs every graph builder listed under ``graphs:``, and saves the GraphBundle where ``mmseq train``
+looks for it. Cached: a second run with the same inputs and settings reuses the artifacts.
 """
 
 from __future__ import annotations
@@ -16,14 +16,12 @@ import sys
 import time
 from pathlib import Path
 
-from graphs.compose import build_all, parse_specs, summary_rows
-from mmseq.config import load_experiment
+from graphs.compose import build_all, parse_specs, required_stages, run_stages, summary_rows
+from mmseq.config import load_experiment, section_value
 from mmseq.data.prepare import graph_bundle_file, prepare_data
 from mmseq.errors import MmseqError
 from mmseq.lock import file_lock
-from topics.config import TopicConfig
-from topics.extract import extract_topics
-from topics.report import format_topic_table
+from mmseq.stages import STAGES, stage_configs
 
 
 def _table(rows: list[dict]) -> str:
@@ -42,6 +40,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", default="configs/experiments/demo.yaml")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--topics-only", action="store_true", help="run the topic stage and stop")
+    parser.add_argument(
+        "--stages-only", action="store_true", help="run the stages the builders need and stop"
+    )
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--debug", action="store_true")
     args = parser.parse_args(argv)
@@ -56,29 +57,32 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from mmseq.config import from_dict
-
     cfg = load_experiment(args.config, args.set)
     prepared = prepare_data(cfg)
     fit = prepared.split.fit
     print(f"data: {cfg.data.path}  protocol {cfg.split.protocol}  "
           f"fit rows {len(fit)} of {len(prepared.data)}  ({prepared.seconds:.1f} s)")
-    specs = list(cfg.graphs)
+    specs = section_value(cfg, "graphs")
     parsed = parse_specs(specs, where=f"{args.config}: graphs")  # strict: before any work
-    needs_topics = args.topics_only or any("topics" in cls.requires for _, cls, _ in parsed)
-    topics = None
-    artifacts = Path(cfg.artifacts_dir)
-    if needs_topics:
-        topic_cfg = from_dict(TopicConfig, cfg.topics, where=f"{args.config}: topics")
-        start = time.perf_counter()
-        topics = extract_topics(fit, topic_cfg, cache_dir=artifacts / "topics",
-                                progress=not args.no_progress)
-        print(f"topics ({time.perf_counter() - start:.1f} s):")
-        print(format_topic_table(topics))
+    needed = required_stages([cls for _, cls, _ in parsed])
     if args.topics_only:
+        needed = ["topics"]
+    configs = stage_configs(cfg, needed)
+    artifacts_dir = Path(cfg.artifacts_dir)
+    artifacts = {}
+    for name in needed:
+        start = time.perf_counter()
+        artifacts |= run_stages([name], fit, configs=configs, cache_root=artifacts_dir,
+                                progress=not args.no_progress)
+        print(f"stage {name} ({time.perf_counter() - start:.1f} s)")
+        summary = STAGES.get(name)().describe(artifacts[name])
+        if summary:
+            print(summary)
+    if args.topics_only or args.stages_only:
         return 0
     start = time.perf_counter()
-    bundle = build_all(specs, fit, topics=topics, cache_dir=artifacts / "graphs")
+    bundle = build_all(specs, fit, artifacts=artifacts, stage_configs=configs,
+                       cache_dir=artifacts_dir / "graphs", stage_cache_root=artifacts_dir)
     target = graph_bundle_file(cfg, prepared.split)
     with file_lock(target.parent):  # a concurrent run must not pair our file with its checksum
         path = bundle.save(target)

@@ -182,6 +182,7 @@ def _mean_std(values: list[float]) -> str:
 COMPANIONS = {
     "results_sdmtmp.md": "SD-MTMP, its ablations, the fused model and baselines on review data",
     "results_peerrec.md": "PeerRec against BERT4Rec (loo-sampled99), with the paper's numbers",
+    "results_modalities.md": "New modalities (item semantic graph, item attribute hypergraph)",
 }
 
 

@@ -81,8 +81,7 @@ def test_real_data_training_writes_results(model: str, tmp_path: Path) -> None:
     graphs = None
     if model == "lightgcn":
         fit = prepare_data(cfg).split.fit
-        graphs = build_all([{"builder": "interaction_graph"}], fit, topics=None,
-                           cache_dir=tmp_path / "graphs")
+        graphs = build_all([{"builder": "interaction_graph"}], fit, cache_dir=tmp_path / "graphs")
     res = run_experiment(cfg, graphs=graphs, run_dir=tmp_path / "run", resume=False)
     saved = json.loads((tmp_path / "run" / "results.json").read_text())
     assert saved["protocol"] == "ratio-80-20"

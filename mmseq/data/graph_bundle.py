@@ -147,15 +147,17 @@ class GraphBundle:
 
 
 def bundle_path(
-    artifacts_dir: str | Path, *, train_hash: str, graph_specs: Any, topic_settings: Any
+    artifacts_dir: str | Path, *, train_hash: str, graph_specs: Any, stage_keys: Any
 ) -> Path:
     """Where the bundle built from these inputs lives: ``<artifacts>/graphs/bundle-<key>.pt``.
 
     ``scripts/build_graphs.py`` writes it and training reads it; the key covers the training rows'
-    content hash, the builder list with their params, and the topic settings, so any change of
-    input or setting points to a different file (and so to a rebuild).
+    content hash, the builder list with their params, and the keys of the artifact stages those
+    builders require (``mmseq.stages.stage_keys``: name, version and the settings that change the
+    artifact), so any change of input or setting points to a different file (and so to a rebuild),
+    and a setting of a stage no listed builder needs does not.
     """
     from mmseq.data.schema import settings_hash
 
-    key = settings_hash("graph-bundle", train_hash, graph_specs, topic_settings)
+    key = settings_hash("graph-bundle", train_hash, graph_specs, stage_keys)
     return Path(artifacts_dir) / "graphs" / f"bundle-{key}.pt"

@@ -17,12 +17,13 @@ import numpy as np
 import torch
 
 from mmseq.config import ExperimentConfig, resolve_data_path
-from mmseq.data.graph_bundle import GraphBundle, GraphPart, bundle_path
+from mmseq.data.graph_bundle import GraphBundle, GraphPart
 from mmseq.data.inputs import ModelInputs, build_model_inputs
 from mmseq.data.load import load_dataset
 from mmseq.data.schema import Interactions
 from mmseq.data.split import Split, split_interactions
 from mmseq.errors import ArtifactError
+from mmseq.stages import experiment_bundle_path
 
 
 @dataclass(frozen=True, eq=False)
@@ -44,12 +45,7 @@ def prepare_data(cfg: ExperimentConfig) -> PreparedData:
 
 def graph_bundle_file(cfg: ExperimentConfig, split: Split) -> Path:
     """The bundle path that ``scripts/build_graphs.py`` writes for this config and split."""
-    return bundle_path(
-        cfg.artifacts_dir,
-        train_hash=split.fit.content_hash(),
-        graph_specs=list(cfg.graphs),
-        topic_settings=dict(cfg.topics),
-    )
+    return experiment_bundle_path(cfg, split.fit.content_hash())
 
 
 def load_graph_parts(

@@ -1,7 +1,6 @@
-"""Model registry. Importing this package registers every built-in model in ``MODELS``."""
+"""Models. ``MODELS`` imports every module of this package (each registers itself) on first use."""
 
 from mmseq.models.base import LossOutput, ModelInputs, Recommender
 from mmseq.models.registry import MODELS
 
 __all__ = ["MODELS", "LossOutput", "ModelInputs", "Recommender"]
-from mmseq.models import builtin  # noqa: F401,E402

@@ -62,3 +62,27 @@ def chronological_fit(data: Interactions, held_out: int = 2) -> np.ndarray:
     fit = np.zeros(len(data), dtype=bool)
     fit[order] = position < counts[user] - held_out
     return fit
+
+
+def item_text_from(train: Interactions, dim: int = 5) -> np.ndarray:
+    """Deterministic stand-in for the ``item_text`` stage, from ``train`` rows only.
+
+    Each row contributes ``rating * onehot(user % dim) + onehot((user + 1) % dim)`` to its item;
+    an item's feature is the mean over its rows (zeros for an item with no row).
+    """
+    contrib = np.zeros((len(train), dim))
+    rows = np.arange(len(train))
+    contrib[rows, train.user % dim] += train.rating
+    contrib[rows, (train.user + 1) % dim] += 1.0
+    total = np.zeros((train.num_items, dim))
+    np.add.at(total, train.item, contrib)
+    counts = np.bincount(train.item, minlength=train.num_items)[:, None]
+    return (total / np.maximum(counts, 1)).astype(np.float32)
+
+
+def stand_in_artifacts(train: Interactions, k: int | None = None) -> dict:
+    """Stand-ins for every built-in stage, each computed from ``train`` only."""
+    return {
+        "topics": topics_from(train, k=train.num_items if k is None else k),
+        "item_text": item_text_from(train),
+    }

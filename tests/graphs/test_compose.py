@@ -16,6 +16,7 @@ from graphs.compose import parse_specs
 from mmseq.data.graph_bundle import GraphBundle, GraphPart
 from mmseq.data.schema import Interactions, TopicAssignments
 from mmseq.errors import ArtifactError, ConfigError
+from mmseq.stages import STAGES, Stage
 
 SPECS = [
     {"builder": "rating_graph", "params": {"duplicates": "max"}},
@@ -34,10 +35,11 @@ def _same(a: GraphPart, b: GraphPart) -> bool:
 def test_cache_hit_then_rebuild_on_changed_setting_or_input(
     tmp_path: Path, tiny_interactions: Interactions, tiny_topics: TopicAssignments
 ) -> None:
-    first = build_all(SPECS, tiny_interactions, topics=tiny_topics, cache_dir=tmp_path)
+    given = {"topics": tiny_topics}
+    first = build_all(SPECS, tiny_interactions, artifacts=given, cache_dir=tmp_path)
     assert first.meta["cache"] == {"rating_graph": "built", "user_topic_hypergraph": "built"}
     assert len(list(tmp_path.glob("*.pt"))) == 2 and len(list(tmp_path.glob("*.pt.sha256"))) == 2
-    second = build_all(SPECS, tiny_interactions, topics=tiny_topics, cache_dir=tmp_path)
+    second = build_all(SPECS, tiny_interactions, artifacts=given, cache_dir=tmp_path)
     assert second.meta["cache"] == {"rating_graph": "hit", "user_topic_hypergraph": "hit"}
     for name in first.names():
         assert _same(first[name], second[name])
@@ -47,13 +49,13 @@ def test_cache_hit_then_rebuild_on_changed_setting_or_input(
     assert part.meta["settings"] == {"duplicates": "max"} and part.meta["nnz"] == part.nnz
 
     changed = [SPECS[0], {"builder": "user_topic_hypergraph", "params": {"weights": "binary"}}]
-    third = build_all(changed, tiny_interactions, topics=tiny_topics, cache_dir=tmp_path)
+    third = build_all(changed, tiny_interactions, artifacts=given, cache_dir=tmp_path)
     assert third.meta["cache"] == {"rating_graph": "hit", "user_topic_hypergraph": "built"}
 
     rating = tiny_interactions.rating.copy()
     rating[0] = 1.0
     other = dataclasses.replace(tiny_interactions, rating=rating)
-    fourth = build_all(SPECS, other, topics=topics_from(other), cache_dir=tmp_path)
+    fourth = build_all(SPECS, other, artifacts={"topics": topics_from(other)}, cache_dir=tmp_path)
     assert fourth.meta["cache"] == {"rating_graph": "built", "user_topic_hypergraph": "built"}
     assert not _same(fourth["rating_graph"], first["rating_graph"])
 
@@ -61,9 +63,9 @@ def test_cache_hit_then_rebuild_on_changed_setting_or_input(
 def test_topics_change_rebuilds_only_topic_parts(
     tmp_path: Path, tiny_interactions: Interactions, tiny_topics: TopicAssignments
 ) -> None:
-    build_all(SPECS, tiny_interactions, topics=tiny_topics, cache_dir=tmp_path)
+    build_all(SPECS, tiny_interactions, artifacts={"topics": tiny_topics}, cache_dir=tmp_path)
     other = topics_from(tiny_interactions, k=2)
-    again = build_all(SPECS, tiny_interactions, topics=other, cache_dir=tmp_path)
+    again = build_all(SPECS, tiny_interactions, artifacts={"topics": other}, cache_dir=tmp_path)
     assert again.meta["cache"] == {"rating_graph": "hit", "user_topic_hypergraph": "built"}
     assert again["user_topic_hypergraph"].shape == (3 + 2, 2)
 
@@ -71,26 +73,26 @@ def test_topics_change_rebuilds_only_topic_parts(
 def test_corrupt_cache_file_is_detected_and_rebuilt(
     tmp_path: Path, tiny_interactions: Interactions, tiny_topics: TopicAssignments
 ) -> None:
-    first = build_all(SPECS[:1], tiny_interactions, topics=None, cache_dir=tmp_path)
+    first = build_all(SPECS[:1], tiny_interactions, cache_dir=tmp_path)
     (path,) = tmp_path.glob("rating_graph-*.pt")
     raw = bytearray(path.read_bytes())
     raw[len(raw) // 2] ^= 0xFF
     path.write_bytes(bytes(raw))
     with pytest.raises(ArtifactError, match="Checksum mismatch"):
         GraphBundle.load(path)
-    again = build_all(SPECS[:1], tiny_interactions, topics=None, cache_dir=tmp_path)
+    again = build_all(SPECS[:1], tiny_interactions, cache_dir=tmp_path)
     assert again.meta["cache"] == {"rating_graph": "rebuilt"}
     assert _same(again["rating_graph"], first["rating_graph"])
     GraphBundle.load(path)  # rewritten and valid again
     Path(str(path) + ".sha256").unlink()
-    assert build_all(SPECS[:1], tiny_interactions, topics=None, cache_dir=tmp_path).meta[
+    assert build_all(SPECS[:1], tiny_interactions, cache_dir=tmp_path).meta[
         "cache"
     ] == {"rating_graph": "rebuilt"}
 
 
 def test_no_cache_dir_means_no_files(tmp_path: Path, tiny_interactions: Interactions) -> None:
     bundle = build_all(
-        [{"builder": "interaction_graph"}], tiny_interactions, topics=None, cache_dir=None
+        [{"builder": "interaction_graph"}], tiny_interactions, cache_dir=None
     )
     assert bundle.meta["cache"] == {"interaction_graph": "off"} and not list(tmp_path.iterdir())
 
@@ -117,9 +119,57 @@ def test_spec_errors_name_the_builder_and_key(tiny_interactions: Interactions) -
     assert [spec.name for spec, _, _ in renamed] == ["rating_graph", "r2"]
 
 
-def test_builder_requiring_topics_without_topics(tiny_interactions: Interactions) -> None:
-    with pytest.raises(ArtifactError, match="'user_topic_hypergraph' requires topics"):
-        build_all(SPECS, tiny_interactions, topics=None, cache_dir=None)
+@dataclass(frozen=True)
+class _CountConfig:
+    """Settings of the test-only stage."""
+
+    scale: float = 1.0  # multiplies the item counts
+
+
+def test_build_all_runs_only_the_stages_its_builders_require(
+    monkeypatch: pytest.MonkeyPatch, tiny_interactions: Interactions
+) -> None:
+    runs: list[str] = []
+
+    class CountStage(Stage):
+        name = "item_counts"
+        config_class = _CountConfig
+
+        def run(self, fit, config, *, cache_dir=None, progress=False):  # type: ignore[no-untyped-def]
+            runs.append(self.name)
+            return np.bincount(fit.item, minlength=fit.num_items) * config.scale
+
+    class NeedsCounts(_RingBuilder):
+        name = "item_ring"
+        requires = ("item_counts",)
+
+    monkeypatch.setitem(STAGES._entries, "item_counts", CountStage)
+    monkeypatch.setitem(GRAPH_BUILDERS._entries, "item_ring", _RingBuilder)
+    build_all([{"builder": "item_ring"}], tiny_interactions, cache_dir=None)
+    assert runs == []  # no builder needs the stage: it does not run
+    monkeypatch.setitem(GRAPH_BUILDERS._entries, "item_ring", NeedsCounts)
+    one = build_all([{"builder": "item_ring"}], tiny_interactions, cache_dir=None)
+    two = build_all(
+        [{"builder": "item_ring"}],
+        tiny_interactions,
+        stage_configs={"item_counts": _CountConfig(scale=2.0)},
+        cache_dir=None,
+    )
+    assert runs == ["item_counts", "item_counts"]
+    hashes = one["item_ring"].meta["artifact_hashes"], two["item_ring"].meta["artifact_hashes"]
+    assert set(hashes[0]) == {"item_counts"} and hashes[0] != hashes[1]
+    assert one["item_ring"].meta["cache_key"] != two["item_ring"].meta["cache_key"]
+
+
+def test_builder_requiring_an_unknown_stage(
+    monkeypatch: pytest.MonkeyPatch, tiny_interactions: Interactions
+) -> None:
+    class NeedsNothingKnown(_RingBuilder):
+        requires = ("no_such_stage",)
+
+    monkeypatch.setitem(GRAPH_BUILDERS._entries, "item_ring", NeedsNothingKnown)
+    with pytest.raises(ConfigError, match="require the unknown stage 'no_such_stage'"):
+        build_all([{"builder": "item_ring"}], tiny_interactions, cache_dir=None)
 
 
 @dataclass(frozen=True)
@@ -136,8 +186,9 @@ class _RingBuilder(GraphBuilder):
     config_class = _RingConfig
 
     def build(
-        self, train: Interactions, *, topics: TopicAssignments | None, config: _RingConfig
+        self, train: Interactions, artifacts: object = None, config: _RingConfig | None = None
     ) -> GraphPart:
+        config = config or _RingConfig()
         n = train.num_items
         src = torch.arange(n)
         edge_index = torch.stack([torch.cat([src, (src + 1) % n]), torch.cat([(src + 1) % n, src])])
@@ -157,10 +208,10 @@ def test_builder_registered_outside_the_package_runs(
 ) -> None:
     monkeypatch.setitem(GRAPH_BUILDERS._entries, "item_ring", _RingBuilder)
     specs = [{"builder": "item_ring", "params": {"weight": 0.5}}, {"builder": "interaction_graph"}]
-    bundle = build_all(specs, tiny_interactions, topics=None, cache_dir=tmp_path)
+    bundle = build_all(specs, tiny_interactions, cache_dir=tmp_path)
     assert bundle["item_ring"].nnz == 8 and bool((bundle["item_ring"].edge_weight == 0.5).all())
     assert (
-        build_all(specs, tiny_interactions, topics=None, cache_dir=tmp_path).meta["cache"][
+        build_all(specs, tiny_interactions, cache_dir=tmp_path).meta["cache"][
             "item_ring"
         ]
         == "hit"
@@ -173,17 +224,17 @@ def test_a_builder_breaking_the_contract_is_caught(
     monkeypatch: pytest.MonkeyPatch, tiny_interactions: Interactions
 ) -> None:
     class Negative(_RingBuilder):
-        def build(self, train, *, topics, config):  # type: ignore[no-untyped-def]
-            part = super().build(train, topics=topics, config=config)
+        def build(self, train, artifacts=None, config=None):  # type: ignore[no-untyped-def]
+            part = super().build(train, artifacts, config=config)
             return dataclasses.replace(part, edge_weight=-part.edge_weight)
 
     monkeypatch.setitem(GRAPH_BUILDERS._entries, "item_ring", Negative)
     with pytest.raises(ValueError, match="negative edge weight"):
-        build_all([{"builder": "item_ring"}], tiny_interactions, topics=None, cache_dir=None)
+        build_all([{"builder": "item_ring"}], tiny_interactions, cache_dir=None)
 
 
 def test_summary_rows(tiny_interactions: Interactions, tiny_topics: TopicAssignments) -> None:
-    bundle = build_all(SPECS, tiny_interactions, topics=tiny_topics, cache_dir=None)
+    bundle = build_all(SPECS, tiny_interactions, artifacts={"topics": tiny_topics}, cache_dir=None)
     rows = {row["name"]: row for row in summary_rows(bundle)}
     assert rows["rating_graph"] == {
         "name": "rating_graph",

@@ -10,11 +10,8 @@ import pytest
 import scipy.sparse as sp
 import torch
 
-from graphs.cooccurrence import (
-    ItemAttributeHypergraphBuilder,
-    ItemCooccurrenceBuilder,
-    ItemCooccurrenceConfig,
-)
+from graphs.cooccurrence import ItemCooccurrenceBuilder, ItemCooccurrenceConfig
+from graphs.item_attribute import ItemAttributeHypergraphBuilder
 from mmseq.config import from_dict
 from mmseq.data.schema import Interactions
 from mmseq.errors import ConfigError, DataError
@@ -32,7 +29,7 @@ def _dense(part) -> torch.Tensor:
 
 
 def test_cooccurrence_window_1_normalised_by_hand(tiny_interactions: Interactions) -> None:
-    part = ItemCooccurrenceBuilder().build(tiny_interactions, topics=None)
+    part = ItemCooccurrenceBuilder().build(tiny_interactions)
     expected = torch.zeros(4, 4)
     for (a, b), value in {
         (0, 1): 1 / math.sqrt(2 * 3),
@@ -48,7 +45,7 @@ def test_cooccurrence_window_1_normalised_by_hand(tiny_interactions: Interaction
 
 def test_cooccurrence_window_2_raw_counts_by_hand(tiny_interactions: Interactions) -> None:
     cfg = from_dict(ItemCooccurrenceConfig, {"window": 2, "normalize": False})
-    dense = _dense(ItemCooccurrenceBuilder().build(tiny_interactions, topics=None, config=cfg))
+    dense = _dense(ItemCooccurrenceBuilder().build(tiny_interactions, config=cfg))
     expected = torch.zeros(4, 4)
     for (a, b), count in {(0, 1): 1, (1, 2): 2, (2, 3): 3, (0, 2): 2, (1, 3): 2, (0, 3): 1}.items():
         expected[a, b] = expected[b, a] = count
@@ -62,7 +59,7 @@ def test_cooccurrence_skips_repeats_and_applies_min_count(tiny_interactions: Int
     )
     data = tiny_interactions.concat(extra)
     cfg = from_dict(ItemCooccurrenceConfig, {"min_count": 2, "normalize": False})
-    part = ItemCooccurrenceBuilder().build(data, topics=None, config=cfg)
+    part = ItemCooccurrenceBuilder().build(data, config=cfg)
     assert part.meta["repeat_transitions_skipped"] == 1
     assert part.meta["pairs_below_min_count"] == 2  # (0,1) and (0,2) were seen once
     expected = torch.zeros(4, 4)
@@ -76,7 +73,7 @@ def test_cooccurrence_skips_repeats_and_applies_min_count(tiny_interactions: Int
 def test_item_attribute_hypergraph_by_hand(tiny_interactions: Interactions) -> None:
     attrs = sp.csr_matrix(np.array([[1, 0, 0], [1, 1, 0], [0, 1, 0], [0, 0, 0]], np.float32))
     data = dataclasses.replace(tiny_interactions, item_attributes=attrs)
-    part = ItemAttributeHypergraphBuilder().build(data, topics=None)
+    part = ItemAttributeHypergraphBuilder().build(data)
     assert part.kind == "hypergraph" and part.shape == (4, 3)
     np.testing.assert_array_equal(_dense(part).numpy(), attrs.toarray())
     assert part.meta["items_without_attribute"] == 1 and part.meta["empty_attributes"] == 1
@@ -84,4 +81,4 @@ def test_item_attribute_hypergraph_by_hand(tiny_interactions: Interactions) -> N
 
 def test_item_attribute_hypergraph_needs_attributes(tiny_interactions: Interactions) -> None:
     with pytest.raises(DataError, match="no item attributes"):
-        ItemAttributeHypergraphBuilder().build(tiny_interactions, topics=None)
+        ItemAttributeHypergraphBuilder().build(tiny_interactions)

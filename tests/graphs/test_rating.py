@@ -31,7 +31,7 @@ def test_rating_graph_3_users_4_items_by_hand(tiny_interactions: Interactions) -
     #                  u1  [  0  2  5  4 ]                  u2 = 1+3+5   =  9
     #                  u2  [  1  0  3  5 ]    item degrees: i0 = 6, i1 = 6, i2 = 11, i3 = 14
     # L[u, m + i] = L[m + i, u] = r_ui / sqrt(d_u d_i), nodes users 0..2 then items 3..6.
-    part = RatingGraphBuilder().build(tiny_interactions, topics=None, config=RatingGraphConfig())
+    part = RatingGraphBuilder().build(tiny_interactions, config=RatingGraphConfig())
     expected_users_items = torch.tensor(
         [
             [
@@ -59,7 +59,7 @@ def test_rating_graph_3_users_4_items_by_hand(tiny_interactions: Interactions) -
 
 def test_interaction_graph_is_binary_lightgcn_norm_by_hand(tiny_interactions: Interactions) -> None:
     # Binary degrees: users (4, 3, 3), items (2, 2, 3, 3): L = 1 / sqrt(d_u d_i).
-    part = InteractionGraphBuilder().build(tiny_interactions, topics=None)
+    part = InteractionGraphBuilder().build(tiny_interactions)
     dense = _dense(part)
     torch.testing.assert_close(dense[0, 3], torch.tensor(1 / math.sqrt(8)))
     torch.testing.assert_close(dense[1, 5], torch.tensor(1 / 3))
@@ -77,7 +77,7 @@ def test_user_without_training_rows_is_an_isolated_zero_row(
     data = dataclasses.replace(
         tiny_interactions, user_ids=np.array(["u0", "u1", "u2", "u3"], dtype=object)
     )
-    part = RatingGraphBuilder().build(data, topics=None, config=RatingGraphConfig())
+    part = RatingGraphBuilder().build(data, config=RatingGraphConfig())
     assert part.shape == (8, 8) and part.meta["isolated_users"] == 1
     dense = _dense(part)
     assert torch.isfinite(dense).all() and float(dense[3].abs().sum()) == 0.0
@@ -103,7 +103,7 @@ def test_duplicate_pairs_follow_the_documented_policy(
     assert merged == 2 and len(user) == 10
     assert merged_values[(user == 0) & (item == 0)][0] == pytest.approx(value)
     part = RatingGraphBuilder().build(
-        data, topics=None, config=RatingGraphConfig(duplicates=policy)
+        data, config=RatingGraphConfig(duplicates=policy)
     )
     assert part.meta["duplicates_merged"] == 2 and part.nnz == 20
 
@@ -112,7 +112,7 @@ def test_empty_training_table_is_a_data_error(tiny_interactions: Interactions) -
     empty = tiny_interactions.select(np.zeros(len(tiny_interactions), dtype=bool))
     for builder in (RatingGraphBuilder(), InteractionGraphBuilder()):
         with pytest.raises(DataError, match="no interactions"):
-            builder.build(empty, topics=None)
+            builder.build(empty)
 
 
 def test_non_positive_rating_is_a_data_error_naming_the_row(
@@ -122,4 +122,4 @@ def test_non_positive_rating_is_a_data_error_naming_the_row(
     rating[4] = 0.0
     bad = dataclasses.replace(tiny_interactions, rating=rating)
     with pytest.raises(DataError, match="row 4"):
-        RatingGraphBuilder().build(bad, topics=None)
+        RatingGraphBuilder().build(bad)

@@ -58,7 +58,7 @@ def tiny_train() -> Interactions:
 
 @pytest.fixture(scope="module")
 def bundle():
-    return build_all(SPECS, tiny_train(), topics=pair_topics(), cache_dir=None)
+    return build_all(SPECS, tiny_train(), artifacts={"topics": pair_topics()}, cache_dir=None)
 
 
 def test_shared_topics_ranked_by_product_of_counts(bundle) -> None:
@@ -159,7 +159,8 @@ def test_cli_explain_with_and_without_a_trained_run(tmp_path: Path, capsys) -> N
     config = _synthetic_config(tmp_path)
     cfg = load_experiment(config)
     split = prepare_data(cfg).split
-    bundle = build_all(SPECS, split.fit, topics=_fit_topics(split.fit), cache_dir=None)
+    given = {"topics": _fit_topics(split.fit)}
+    bundle = build_all(SPECS, split.fit, artifacts=given, cache_dir=None)
     bundle.save(graph_bundle_file(cfg, split))
     user = int(split.fit.user[0])
     item = int(split.fit.item[0])  # the user's own item: they share its topic at least

@@ -26,14 +26,17 @@ def _graph() -> GraphPart:
                      {"user": 0, "item": 2})
 
 
-def _inputs(graph: GraphPart | None = None):
-    table = Interactions(
+def _table() -> Interactions:
+    return Interactions(
         user=np.array([0, 0, 1]), item=np.array([0, 1, 1]),
         rating=np.ones(3, dtype=np.float32), timestamp=np.arange(3),
         user_ids=np.array(["a", "b"], dtype=object), item_ids=np.array(["x", "y"], dtype=object),
     )
+
+
+def _inputs(graph: GraphPart | None = None):
     graphs = {} if graph is None else {"interaction_graph": graph}
-    return build_model_inputs(table, max_len=2, graphs=graphs)
+    return build_model_inputs(_table(), max_len=2, graphs=graphs)
 
 
 def test_propagation_matches_dense_layer_mean() -> None:
@@ -78,3 +81,58 @@ def test_missing_or_mismatched_graph_is_an_artifact_error() -> None:
     bigger = LightGCN(LightGCNConfig(), 2, 3)
     with pytest.raises(ArtifactError, match=r"shape \(5, 5\)"):
         bigger.adjacency(_inputs(_graph()))
+
+
+def _item_graph() -> GraphPart:
+    # 2 items, S = [[0, 1], [0.5, 0]] (a directed item graph: the builder's normalisation).
+    return GraphPart("item_semantic_graph", "graph", torch.tensor([[0, 1], [1, 0]]),
+                     torch.tensor([1.0, 0.5]), (2, 2), {"item": 0})
+
+
+def _item_hypergraph() -> GraphPart:
+    # 2 items x 2 attributes: item 0 in {a0, a1}, item 1 in {a1}.
+    index = torch.tensor([[0, 0, 1], [0, 1, 1]])
+    return GraphPart("item_attribute_hypergraph", "hypergraph", index, torch.ones(3), (2, 2),
+                     {"item": 0})
+
+
+def test_item_graph_option_adds_frozen_item_propagation() -> None:
+    graph, extra = _graph(), _item_graph()
+    inputs = build_model_inputs(
+        _table(), max_len=2,
+        graphs={"interaction_graph": graph, "item_semantic_graph": extra},
+    )
+    cfg = LightGCNConfig(embedding_dim=3, num_layers=1, item_graph="item_semantic_graph",
+                         item_graph_layers=2)
+    model = LightGCN(cfg, 2, 2)
+    assert model.requires_graphs == ("interaction_graph", "item_semantic_graph")
+    plain = LightGCN(LightGCNConfig(embedding_dim=3, num_layers=1), 2, 2)
+    plain.load_state_dict(model.state_dict())
+    s = torch.tensor([[0.0, 1.0], [0.5, 0.0]])
+    e_item = model.item_embedding.weight.detach()
+    users, items = model.propagate(inputs)
+    base_users, base_items = plain.propagate(inputs)
+    torch.testing.assert_close(users, base_users)  # users unchanged (FREEDOM)
+    torch.testing.assert_close(items, base_items + s @ s @ e_item)
+
+
+def test_item_hypergraph_acts_through_its_normalised_operator() -> None:
+    inputs = build_model_inputs(
+        _table(), max_len=2,
+        graphs={"interaction_graph": _graph(), "item_attribute_hypergraph": _item_hypergraph()},
+    )
+    cfg = LightGCNConfig(embedding_dim=3, num_layers=1, item_graph="item_attribute_hypergraph")
+    model = LightGCN(cfg, 2, 2)
+    # H = [[1, 1], [0, 1]]; D_v = diag(2, 1), D_e = diag(1, 2):
+    # S = D_v^-1 H D_e^-1 H^T = [[0.75, 0.25], [0.5, 0.5]].
+    s = torch.tensor([[0.75, 0.25], [0.5, 0.5]])
+    e_item = model.item_embedding.weight.detach()
+    torch.testing.assert_close(model.item_graph_embeddings(inputs), s @ e_item)
+
+
+def test_missing_item_graph_is_an_artifact_error() -> None:
+    model = LightGCN(LightGCNConfig(item_graph="item_semantic_graph"), 2, 2)
+    with pytest.raises(ArtifactError, match="item_graph 'item_semantic_graph'.*build_graphs"):
+        model.score_all(torch.tensor([0]), _inputs(_graph()))
+    with pytest.raises(ValueError, match="item_graph_layers"):
+        LightGCNConfig(item_graph_layers=0)

@@ -83,7 +83,7 @@ def data() -> Interactions:
 
 @pytest.fixture(scope="module")
 def inputs(data: Interactions) -> ModelInputs:
-    bundle = build_all(SPECS, data, topics=fixed_topics(data), cache_dir=None)
+    bundle = build_all(SPECS, data, artifacts={"topics": fixed_topics(data)}, cache_dir=None)
     return build_model_inputs(data, max_len=8, graphs=dict(bundle.parts))
 
 
@@ -266,9 +266,9 @@ def test_unknown_ablation_is_a_config_error() -> None:
 # ---------------------------------------------------------------------------- switches
 def test_count_hyperedge_weights_use_the_part_weights(data) -> None:
     topics = fixed_topics(data)
-    binary = build_all(SPECS, data, topics=topics, cache_dir=None)
+    binary = build_all(SPECS, data, artifacts={"topics": topics}, cache_dir=None)
     specs = [SPECS[0], *({**s, "params": {"weights": "count"}} for s in SPECS[1:])]
-    counted = build_all(specs, data, topics=topics, cache_dir=None)
+    counted = build_all(specs, data, artifacts={"topics": topics}, cache_dir=None)
     counts_in = build_model_inputs(data, max_len=8, graphs=dict(counted.parts))
     binary_in = build_model_inputs(data, max_len=8, graphs=dict(binary.parts))
     model = make(data, hyperedge_weights="count")
@@ -340,7 +340,7 @@ def test_runner_reads_the_graphs_from_the_instance(tmp_path) -> None:
         output_dir=str(tmp_path / "runs"), artifacts_dir=str(tmp_path / "artifacts"),
     )
     split = prepare_data(cfg).split
-    only_rating = build_all([{"builder": "rating_graph"}], split.fit, topics=None, cache_dir=None)
+    only_rating = build_all([{"builder": "rating_graph"}], split.fit, cache_dir=None)
     result = run_experiment(cfg, graphs=only_rating, run_dir=tmp_path / "run", resume=False)
     assert result["graphs"] == ["rating_graph"] and np.isfinite(result["test"]["ndcg@10"])
     full = dataclasses.replace(cfg, model=ModelSection("sdmtmp", {"embedding_dim": 8}))
@@ -374,7 +374,8 @@ def test_short_real_training_improves_validation_ndcg(shared_data) -> None:
             / "reviews_Musical_Instruments_5.json.gz")
     data = load_dataset(DataConfig(path=str(path), format="amazon", kcore=5), path)
     split = split_interactions(data, "ratio-80-20")
-    bundle = build_all(SPECS, split.fit, topics=keyword_topics(split.fit), cache_dir=None)
+    given = {"topics": keyword_topics(split.fit)}
+    bundle = build_all(SPECS, split.fit, artifacts=given, cache_dir=None)
     inputs = build_model_inputs(split.fit, max_len=50, graphs=dict(bundle.parts))
     task = make_eval_task(split, "valid")
     torch.manual_seed(0)
@@ -396,7 +397,7 @@ def test_experiment_configs_parse_and_name_sdmtmp_params(path: Path) -> None:
     cfg = load_experiment(path)
     assert cfg.model.name == "sdmtmp"
     from_dict(SDMTMPConfig, cfg.model.params, where=str(path))
-    builders = {g["builder"] for g in cfg.graphs}
+    builders = {g.builder for g in cfg.graphs}
     assert set(SDMTMP.requires_graphs) <= builders
     if cfg.data.path != "synthetic":
         assert resolve_data_path(cfg).name.endswith(".json.gz")

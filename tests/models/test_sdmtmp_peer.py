@@ -55,7 +55,7 @@ def data() -> Interactions:
 
 @pytest.fixture(scope="module")
 def inputs(data: Interactions) -> ModelInputs:
-    bundle = build_all(SPECS, data, topics=fixed_topics(data), cache_dir=None)
+    bundle = build_all(SPECS, data, artifacts={"topics": fixed_topics(data)}, cache_dir=None)
     return build_model_inputs(data, max_len=8, graphs=dict(bundle.parts))
 
 
@@ -268,7 +268,7 @@ def synthetic_setup(num_users: int = 120, num_items: int = 80):
     topics = TopicAssignments(
         emb, sp.csr_matrix(user_topic), sp.csr_matrix(item_topic), tuple(f"t{g}" for g in range(k))
     )
-    bundle = build_all(SPECS, fit_rows, topics=topics, cache_dir=None)
+    bundle = build_all(SPECS, fit_rows, artifacts={"topics": topics}, cache_dir=None)
     inputs = build_model_inputs(fit_rows, max_len=20, graphs=dict(bundle.parts))
     return data, split, inputs
 

@@ -31,7 +31,7 @@ def _train():
 
 def _build(cache_dir: str, barrier, queue) -> None:
     barrier.wait()
-    bundle = build_all(SPECS, _train(), topics=None, cache_dir=cache_dir)
+    bundle = build_all(SPECS, _train(), cache_dir=cache_dir)
     queue.put((dict(bundle.meta["cache"]),
                {n: bundle[n].edge_weight.numpy().tobytes() for n in bundle.names()}))
 
@@ -110,7 +110,7 @@ def test_concurrent_build_all_calls_share_one_valid_cache(tmp_path: Path) -> Non
         GraphBundle.load(f)
     assert not list(cache.glob(".*.tmp"))  # no temporary file left behind
     # A fresh call now hits the cache for every part.
-    again = build_all(SPECS, _train(), topics=None, cache_dir=cache)
+    again = build_all(SPECS, _train(), cache_dir=cache)
     assert again.meta["cache"] == {"interaction_graph": "hit", "rating_graph": "hit"}
 
 

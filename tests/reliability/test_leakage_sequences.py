@@ -81,7 +81,7 @@ def training_side(data: Interactions, protocol: str, cache: Path) -> dict[str, b
                                progress=False)
     topics = extractor.fit(split.fit, cache_dir=None)
     specs = [{"builder": name} for name in GRAPH_BUILDERS.names()]
-    bundle = build_all(specs, split.fit, topics=topics, cache_dir=cache)
+    bundle = build_all(specs, split.fit, artifacts={"topics": topics}, cache_dir=cache)
     inputs = build_model_inputs(split.fit, max_len=10, graphs=dict(bundle.parts))
     out: dict[str, bytes] = {}
     out["topics.topic_embeddings"] = np.ascontiguousarray(topics.topic_embeddings).tobytes()
