@@ -18,7 +18,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from mmseq.config import ExperimentConfig, apply_overrides, from_dict, load_experiment, to_dict
+from mmseq.config import (
+    ExperimentConfig,
+    apply_overrides,
+    experiment_from_dict,
+    load_experiment,
+    to_dict,
+)
 from mmseq.errors import ConfigError
 from mmseq.recommend import TrainedRun, load_run
 
@@ -60,7 +66,7 @@ def resolve_config(config: ExperimentConfig | str | Path, **overrides: Any) -> E
         if not strings:
             return config
         mapping = apply_overrides(to_dict(config), strings)
-        return from_dict(ExperimentConfig, mapping, where="run_experiment overrides")
+        return experiment_from_dict(mapping, where="run_experiment overrides")
     if isinstance(config, (str, Path)):
         return load_experiment(config, strings)
     raise ConfigError(f"Expected an ExperimentConfig or a YAML path (got {type(config).__name__})")

@@ -123,6 +123,7 @@ CLASS_RULES: dict[str, Domain] = {
     "S4RecConfig.head_fraction": between(0, 1, low_open=True, high_open=True),
     "SDMTMPConfig.short_term_ratio": between(0, 1, low_open=True),
     "LightGCNConfig.num_layers": NON_NEGATIVE,  # 0 layers = matrix factorisation
+    "LightGCNConfig.item_graph_layers": POSITIVE_INT,
 }
 
 #: (field-name pattern, domain), first match wins; applied to int and float fields only.

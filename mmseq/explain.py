@@ -246,7 +246,7 @@ def explain_from_config(cfg: Any, user: str, item: str, *, run_dir: Path | None 
         user, item: raw ids (or dense indices) of the pair.
         run_dir: a finished ``mmseq train`` run of SD-MTMP on the same data (optional).
     """
-    from mmseq.config import ExperimentConfig, from_dict
+    from mmseq.config import experiment_from_dict
     from mmseq.data.prepare import graph_bundle_file, make_inputs, prepare_data
     from mmseq.models.build import build_model
 
@@ -263,7 +263,7 @@ def explain_from_config(cfg: Any, user: str, item: str, *, run_dir: Path | None 
     if run_dir is not None:
         state = torch.load(Path(run_dir) / "model.pt", map_location="cpu", weights_only=True)
         where = str(Path(run_dir) / "model.pt")
-        run_cfg = from_dict(ExperimentConfig, state["config"], where=where)
+        run_cfg = experiment_from_dict(state["config"], where=where)
         model = build_model(run_cfg, data.num_users, data.num_items)
         try:
             model.load_state_dict(state["state_dict"])

@@ -181,11 +181,11 @@ def write_report(
         users: users whose recommendations are shown (the first ones with test items).
         k: recommendations per user.
     """
-    from mmseq.config import ExperimentConfig, from_dict
+    from mmseq.config import experiment_from_dict
 
     run_dir = Path(run_dir)
     results = read_results(run_dir)
-    cfg = from_dict(ExperimentConfig, results["config"], where=str(run_dir / "results.json"))
+    cfg = experiment_from_dict(results["config"], where=str(run_dir / "results.json"))
     extra = results.get("extra", {})
     history = extra.get("history", [])
     out = Path(out) if out else run_dir / "report.html"

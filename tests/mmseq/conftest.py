@@ -65,7 +65,8 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     config.write_text(yaml.safe_dump(mapping))
     cfg = load_experiment(config)
     split = prepare_data(cfg).split
-    bundle = build_all(list(cfg.graphs), split.fit, topics=hand_topics(split.fit), cache_dir=None)
+    topics = hand_topics(split.fit)
+    bundle = build_all(list(cfg.graphs), split.fit, artifacts={"topics": topics}, cache_dir=None)
     bundle.save(graph_bundle_file(cfg, split))
     run_dir = root / "run"
     run_experiment(cfg, run_dir=run_dir, resume=False)

@@ -38,7 +38,13 @@ BASE: dict[str, Any] = {
     "train": {"epochs": 1, "device": "cpu", "progress": False},
 }
 #: Fields whose bad value is not derived from their type or domain (a registry decides).
-SPECIAL = {("ModelSection", "name"): "no-such-model", ("DataConfig", "format"): "no-such-format"}
+SPECIAL = {
+    ("ModelSection", "name"): "no-such-model",
+    ("DataConfig", "format"): "no-such-format",
+    # plug-in sections, typed by their owners (topics.TopicConfig, graphs.GraphSpec) at load
+    ("ExperimentConfig", "topics"): 7,
+    ("ExperimentConfig", "graphs"): 7,
+}
 
 
 def _domain(cls: type, name: str, hint: Any) -> Domain | None:
