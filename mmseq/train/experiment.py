@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ from mmseq.io import atomic_write
 from mmseq.models import MODELS, Recommender
 from mmseq.models.base import ModelInputs
 from mmseq.seed import seed_everything
+from mmseq.train.callbacks import Callback
 from mmseq.train.loop import fit
 
 log = logging.getLogger(__name__)
@@ -139,12 +141,14 @@ def run_experiment(
     run_dir: Path | None = None,
     resume: bool = True,
     score_test: bool = True,
+    callbacks: Sequence[Callback] = (),
 ) -> dict[str, Any]:
     """Train ``cfg.model`` on the fit part, choose the epoch on valid, score the test part.
 
     ``score_test=False`` stops after the fit: the test part is never scored (its metrics are
     ``None``, and results.json has empty ``metrics``). Hyper-parameter searches use it, so that
-    a choice can only ever see validation numbers.
+    a choice can only ever see validation numbers. ``callbacks`` go to the trainer (a search's
+    :class:`~mmseq.train.callbacks.PruningCallback`, for one).
 
     Returns the results dict that is also written to ``<run_dir>/results.json``.
     """
@@ -172,6 +176,7 @@ def run_experiment(
         seed=cfg.seed,
         checkpoint_dir=run_dir / "checkpoints" if resume else None,
         checkpoint_key=checkpoint_key(cfg),
+        callbacks=callbacks,
     )
     fit_seconds = time.perf_counter() - start
     device = next((p.device for p in model.parameters()), resolve_device(cfg.train.device))
