@@ -146,6 +146,11 @@ class GraphBundle:
         return cls(parts, state["meta"])
 
 
+# TopicConfig fields that change where and how fast embeddings are computed, never the topics
+# (topics/config.py keeps them out of its cache keys too).
+TOPIC_EXECUTION_SETTINGS = ("threads", "workers", "engine", "ray_address")
+
+
 def bundle_path(
     artifacts_dir: str | Path, *, train_hash: str, graph_specs: Any, topic_settings: Any
 ) -> Path:
@@ -157,5 +162,9 @@ def bundle_path(
     """
     from mmseq.data.schema import settings_hash
 
+    if isinstance(topic_settings, dict):  # where and how topics run does not change them
+        topic_settings = {
+            k: v for k, v in topic_settings.items() if k not in TOPIC_EXECUTION_SETTINGS
+        }
     key = settings_hash("graph-bundle", train_hash, graph_specs, topic_settings)
     return Path(artifacts_dir) / "graphs" / f"bundle-{key}.pt"
