@@ -231,6 +231,8 @@ class TrainConfig:
     grad_clip: float = 0.0  # max grad norm; 0 = off
     progress: bool = True
     threads: int = 0  # torch intra-op threads; 0 = leave torch's default
+    # "bf16": bf16 autocast of the training forward/loss on CUDA; CPU trains in fp32 only (an error)
+    precision: Literal["fp32", "bf16"] = "fp32"
 
 
 @dataclass(frozen=True)

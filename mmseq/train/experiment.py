@@ -31,6 +31,7 @@ from mmseq.io import atomic_write
 from mmseq.models import MODELS, Recommender
 from mmseq.models.base import ModelInputs
 from mmseq.seed import seed_everything
+from mmseq.train import distributed
 from mmseq.train.callbacks import Callback
 from mmseq.train.loop import fit
 
@@ -154,6 +155,7 @@ def run_experiment(
     """
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
+    world = distributed.init_from_env(cfg.train.device)  # > 1 under torchrun (DDP)
     seed_everything(cfg.seed)
     prepared = prepare_data(cfg)
     data, split = prepared.data, prepared.split
@@ -181,16 +183,14 @@ def run_experiment(
     fit_seconds = time.perf_counter() - start
     device = next((p.device for p in model.parameters()), resolve_device(cfg.train.device))
     start = time.perf_counter()
+    score = distributed.sharded_evaluate if world > 1 else evaluate
     test_metrics = (
-        evaluate(model, test_inputs.to(device), test_task, batch_size=cfg.train.eval_batch_size)
+        score(model, test_inputs.to(device), test_task, batch_size=cfg.train.eval_batch_size)
         if score_test
         else None
     )
     test_seconds = time.perf_counter() - start
 
-    run_dir.mkdir(parents=True, exist_ok=True)
-    payload = {"state_dict": model.state_dict(), "config": to_dict(cfg)}
-    atomic_write(run_dir / "model.pt", lambda p: torch.save(payload, p))
     results = {
         "test": test_metrics,
         "valid": result.best_metrics,
@@ -201,7 +201,13 @@ def run_experiment(
         "data": {**data.describe(), "name": cfg.data.path, "split": dict(split.meta)},
         "seconds": {"data": prepared.seconds, "fit": fit_seconds, "test": test_seconds},
         "graphs": sorted(parts),
+        "world_size": world,
     }
+    if not distributed.is_main():  # rank 0 writes the weights and results of a DDP run
+        return {**results, "run_dir": str(run_dir)}
+    run_dir.mkdir(parents=True, exist_ok=True)
+    payload = {"state_dict": model.state_dict(), "config": to_dict(cfg)}
+    atomic_write(run_dir / "model.pt", lambda p: torch.save(payload, p))
     write_results(
         run_dir / "results.json",
         metrics=test_metrics or {},
