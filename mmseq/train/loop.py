@@ -124,7 +124,8 @@ def fit(
             (previous epoch) is left untouched.
     """
     evaluate = evaluate_fn or _default_evaluate()
-    callbacks = [LoggingCallback(), *callbacks]
+    # Under DDP rank 0 alone logs the epochs (the others would repeat the same lines).
+    callbacks = [LoggingCallback(), *callbacks] if distributed.is_main() else list(callbacks)
     if cfg.eval_every < 1:
         raise ConfigError(f"Expected 'train.eval_every' >= 1 (got {cfg.eval_every})")
     device = distributed.rank_device(resolve_device(cfg.device))
