@@ -4,7 +4,8 @@
     python scripts/bench_scale.py --sizes 10000 100000 --threads 2
 
 For each size the project's synthetic generator (mmseq.data.synthetic; ~12 interactions per user,
-items = 0.75 x users, no review text) writes a RecBole ``.inter`` file, and the stages run on it:
+items = 0.75 x users, no review text; blocks of 10^5 with disjoint ids above that, see
+write_synthetic) writes a RecBole ``.inter`` file, and the stages run on it:
 
     read          load_interactions(file)             (the reader, parsing N rows)
     dedup_kcore   deduplicate + 5-core
@@ -45,7 +46,6 @@ from mmseq.data.dedup import deduplicate
 from mmseq.data.inputs import build_model_inputs
 from mmseq.data.kcore import kcore_filter
 from mmseq.data.readers import load_interactions
-from mmseq.data.readers.recbole import write_recbole_inter
 from mmseq.data.schema import TopicAssignments
 from mmseq.data.split import split_interactions
 from mmseq.data.synthetic import SyntheticConfig, generate_synthetic
@@ -138,13 +138,34 @@ def one_epoch(model: Any, inputs: Any, cfg: TrainConfig, max_steps: int) -> None
     )
 
 
+def write_synthetic(n: int, path: Path, *, block: int) -> None:
+    """About ``n`` interactions as a RecBole ``.inter`` file: ``ceil(n / block)`` generator blocks
+    (~12 interactions per user, items = 0.75 x users, seed = block number) with disjoint ids.
+
+    Blocks, because the generator draws a dense users x items score matrix (O(U x I) memory: 39 GB
+    at 10^6 interactions); the blocks keep every user's and item's degree distribution the same.
+    """
+    parts = -(-n // block)
+    with path.open("w", encoding="utf-8") as out:
+        out.write("user_id:token\titem_id:token\trating:float\ttimestamp:float\n")
+        for b in range(parts):
+            users = max(50, round(n / parts / 12))
+            cfg = SyntheticConfig(
+                num_users=users, num_items=max(40, round(0.75 * users)), with_text=False, seed=b
+            )
+            d = generate_synthetic(cfg)
+            rows = zip(
+                d.user_ids[d.user].tolist(),
+                d.item_ids[d.item].tolist(),
+                d.rating.tolist(),
+                d.timestamp.tolist(),
+            )
+            out.writelines(f"b{b}{u}\tb{b}{i}\t{r:g}\t{t}\n" for u, i, r, t in rows)
+
+
 def run_size(n: int, args: argparse.Namespace, folder: Path) -> dict[str, Any]:
-    users = max(50, round(n / 12))
-    synth = SyntheticConfig(
-        num_users=users, num_items=max(40, round(0.75 * users)), with_text=False, seed=0
-    )
     path = folder / f"synthetic_{n}.inter"
-    write_recbole_inter(generate_synthetic(synth), path)
+    write_synthetic(n, path, block=args.block)
     row: dict[str, Any] = {"target_interactions": n}
 
     def stage(name: str, fn: Callable[[], Any]) -> Any:
@@ -215,6 +236,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    parser.add_argument(
+        "--block",
+        type=int,
+        default=100_000,
+        help="interactions per generator block (default 1e5; see write_synthetic)",
+    )
     parser.add_argument("--topics", type=int, default=50, help="stand-in topics K (default 50)")
     parser.add_argument(
         "--max-steps",
