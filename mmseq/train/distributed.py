@@ -121,7 +121,7 @@ def loss_scale(n_rank: int, n: int) -> float:
 class _LossModule(torch.nn.Module):
     """``forward(batch, inputs) -> (total, terms)`` = ``model.loss``: what DDP wraps."""
 
-    def __init__(self, model: torch.nn.Module) -> None:
+    def __init__(self, model: Any) -> None:  # a Recommender (models/ is not imported here)
         super().__init__()
         self.model = model
 
