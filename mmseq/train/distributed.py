@@ -86,8 +86,9 @@ def shard_batch(batch: dict[str, Tensor], parts: int, index: int) -> tuple[dict[
 
     ``n`` is the leading size of ``batch["user"]`` (else of the first tensor). A tensor whose
     leading size is ``k * n`` is read as ``k`` stacked copies of the batch (``x.repeat(k, 1)``,
-    as in multi-view models) and sliced in each copy; a 0-d tensor (a stage flag, a seed) is kept
-    whole. Any other leading size cannot be sharded and is an error naming the key.
+    as in multi-view models) and sliced in each copy. A 0-d or one-row tensor (a stage flag, a
+    noise seed) is a per-batch value and kept whole (for ``n`` > 1). Any other leading size
+    cannot be sharded and is an error naming the key.
 
     Shapes:
         every non-scalar tensor (k * n, ...) -> (k * n_rank, ...).
@@ -97,10 +98,10 @@ def shard_batch(batch: dict[str, Tensor], parts: int, index: int) -> tuple[dict[
     start, stop = shard_bounds(n, parts, index)
     out: dict[str, Tensor] = {}
     for key, value in batch.items():
-        if not isinstance(value, Tensor) or value.dim() == 0:
+        lead = int(value.shape[0]) if isinstance(value, Tensor) and value.dim() else 0
+        if lead == 0 or (lead == 1 and n != 1):  # a per-batch value (a stage flag, a seed)
             out[key] = value
             continue
-        lead = int(value.shape[0])
         if n == 0 or lead % n != 0:
             raise TrainingError(
                 f"Cannot shard training batch key '{key}' across {parts} ranks: leading size "

@@ -36,13 +36,14 @@ def test_shard_batch_slices_rows_copies_and_keeps_scalars() -> None:
         "input": torch.arange(10).reshape(5, 2),  # (n, T)
         "views": torch.tensor([0, 1, 2, 3, 4, 100, 101, 102, 103, 104]),  # 2 stacked copies
         "stage": torch.tensor(1),
+        "noise_seed": torch.tensor([7]),  # one row: a per-batch value (XSimGCL)
     }
     part, n = shard_batch(batch, 2, 1)  # rows 3..4 of 5
     assert n == 5
     assert part["user"].tolist() == [13, 14]
     assert part["input"].tolist() == [[6, 7], [8, 9]]
     assert part["views"].tolist() == [3, 4, 103, 104]
-    assert int(part["stage"]) == 1
+    assert int(part["stage"]) == 1 and part["noise_seed"].tolist() == [7]
     with pytest.raises(TrainingError, match="key 'odd'.*leading size 3"):
         shard_batch({"user": torch.arange(5), "odd": torch.arange(3)}, 2, 0)
 
