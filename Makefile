@@ -11,7 +11,7 @@ PIP := $(BIN)/python -m pip -q --disable-pip-version-check
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(PIP) install torch==2.13.0
-	$(PIP) install -c constraints.txt -e ".[dev,tensorboard]"
+	$(PIP) install -c constraints.txt -e ".[dev,tensorboard,ray]"
 	# DGL's wheel metadata would drag in a new torch: install it and torchdata without deps.
 	$(PIP) install -c constraints.txt --no-deps dgl==2.1.0 torchdata==0.9.0
 	$(PIP) install -c constraints.txt networkx psutil requests urllib3

@@ -30,6 +30,10 @@ class TopicConfig:
     # Encoder processes on CPU (forked, 1 torch thread each): -1 = one per thread of `threads`,
     # 0 or 1 = in this process. Not a cache key: it changes embeddings by float noise only.
     workers: int = -1
+    # Where encoding runs: "local" (this process and its forked workers) or "ray" (Ray Data actor
+    # pool, `workers` actors; topics/ray_encode.py). Not a cache key: the embeddings are equal.
+    engine: str = "local"
+    ray_address: str = ""  # engine "ray": cluster address; "" = a running or new local Ray
     # --- reducer (UMAP)
     umap_n_neighbors: int = 15  # UMAP neighbourhood size
     umap_n_components: int = 5  # dimensions UMAP reduces to before clustering
@@ -70,6 +74,10 @@ class TopicConfig:
                 f"Expected TopicConfig.workers in (-1, 0, 1) with device {self.device!r} "
                 f"(got {self.workers}); worker processes are for CPU encoding"
             )
+        if self.engine not in ("local", "ray"):
+            raise ConfigError(
+                f"Expected TopicConfig.engine in ['local', 'ray'] (got {self.engine!r})"
+            )
         if self.min_topic_size < 2:
             raise ConfigError(
                 f"Expected TopicConfig.min_topic_size >= 2 (got {self.min_topic_size})"
@@ -102,5 +110,5 @@ class TopicConfig:
 
     def clustering_settings(self) -> dict[str, Any]:
         """The fields that change topics given the embeddings (they key the topic cache)."""
-        skip = set(self.encoder_settings()) | {"threads", "workers"}
+        skip = set(self.encoder_settings()) | {"threads", "workers", "engine", "ray_address"}
         return {k: v for k, v in asdict(self).items() if k not in skip}

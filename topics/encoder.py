@@ -196,18 +196,19 @@ class SentenceTransformerEncoder(SentenceEncoder):
             wanted = 1
         return wanted
 
-    def encode(self, sentences: Sequence[str], *, progress: bool = False) -> np.ndarray:
-        import torch
-
+    def embedding_dim(self) -> int:
+        """d, the width of the sentence embeddings."""
         model = self.model
-        texts = list(sentences)
         dim_fn = (
             getattr(model, "get_embedding_dimension", None)
             or model.get_sentence_embedding_dimension
         )
-        out = np.empty((len(texts), dim_fn()), dtype=np.float32)
-        if not texts:
-            return out
+        return int(dim_fn())
+
+    def token_batches(self, texts: list[str]) -> TokenBatches:
+        """``texts`` tokenised as the model does and cut into this encoder's batches (the
+        batches decide the padding, so every engine that embeds them gets the same numbers)."""
+        model = self.model
         if getattr(model[0], "do_lower_case", False):
             texts = [t.lower() for t in texts]
         tok = model.tokenizer
@@ -219,12 +220,23 @@ class SentenceTransformerEncoder(SentenceEncoder):
             return_attention_mask=False,
             return_token_type_ids=False,
         )["input_ids"]
-        batches = TokenBatches.from_token_ids(
+        return TokenBatches.from_token_ids(
             token_ids,
             batch_tokens=self.batch_tokens,
             max_batch_size=self.max_batch_size,
             pad_id=tok.pad_token_id if tok.pad_token_id is not None else 0,
         )
+
+    def encode(self, sentences: Sequence[str], *, progress: bool = False) -> np.ndarray:
+        import torch
+
+        model = self.model
+        texts = list(sentences)
+        out = np.empty((len(texts), self.embedding_dim()), dtype=np.float32)
+        if not texts:
+            return out
+        tok = model.tokenizer
+        batches = self.token_batches(texts)
         workers = self.resolve_workers(batches.num_batches)
         context = functools.partial(_inference_context, torch.device(self.device).type, self.bf16)
         forward = _Forward(
@@ -397,10 +409,16 @@ def build_encoder(
     cfg: TopicConfig, encoder: SentenceEncoder | EncodeFn | str | None = None
 ) -> SentenceEncoder:
     """The encoder to use: ``encoder`` if given (an instance, a callable or a registry name),
-    else ``TOPIC_ENCODERS.get(cfg.encoder)`` built from ``cfg``."""
+    else ``TOPIC_ENCODERS.get(cfg.encoder)`` built from ``cfg``; a built one runs on Ray Data
+    when ``cfg.engine`` is ``"ray"``."""
     if isinstance(encoder, SentenceEncoder):
         return encoder
     if encoder is None or isinstance(encoder, str):
         cls = TOPIC_ENCODERS.get(cfg.encoder if encoder is None else encoder)
-        return cls.from_config(cfg)
+        built = cls.from_config(cfg)
+        if cfg.engine == "ray":
+            from topics.ray_encode import RayDataEncoder  # the optional [ray] extra
+
+            return RayDataEncoder(built, workers=cfg.workers, address=cfg.ray_address)
+        return built
     return CallableEncoder(encoder)

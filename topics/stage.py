@@ -50,6 +50,11 @@ class TopicStage(Stage):
     ) -> TopicAssignments:
         return extract_topics(fit, config, cache_dir=cache_dir, progress=progress)
 
+    def settings(self, config: TopicConfig) -> dict[str, Any]:
+        """What changes the topics: encoder and clustering settings, not where or how fast the
+        sentences are embedded (``threads``, ``workers``, ``engine``, ``ray_address``)."""
+        return {**config.encoder_settings(), **config.clustering_settings()}
+
     def content_hash(self, artifact: Any) -> str:
         if not isinstance(artifact, TopicAssignments):
             raise ArtifactError(

@@ -16,6 +16,8 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
+from mmseq.errors import ConfigError
+
 log = logging.getLogger(__name__)
 
 
@@ -156,3 +158,31 @@ class EarlyStopping:
         self.best = float(state["best"])
         self.best_epoch = int(state["best_epoch"])
         self.bad_evaluations = int(state["bad_evaluations"])
+
+
+class PruningCallback(Callback):
+    """Reports the validation metric to a hyper-parameter search trial after each validated epoch
+    and stops the run when the search prunes it (Optuna's ``TrialPruned`` is raised).
+
+    Args:
+        trial: an ``optuna.Trial`` (anything with ``report(value, step)`` and ``should_prune()``).
+        metric: the validation metric reported (a key of the epoch's ``logs["valid"]``).
+    """
+
+    def __init__(self, trial: Any, metric: str) -> None:
+        self.trial = trial
+        self.metric = metric
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any]) -> None:
+        valid = logs.get("valid")
+        if valid is None:  # not a validation epoch (train.eval_every > 1)
+            return
+        if self.metric not in valid:
+            raise ConfigError(f"Expected validation metric '{self.metric}' (got {sorted(valid)})")
+        self.trial.report(float(valid[self.metric]), step=epoch)
+        if self.trial.should_prune():
+            import optuna  # lazy: optuna is the optional [optuna] extra
+
+            raise optuna.TrialPruned(
+                f"pruned at epoch {epoch} ({self.metric}={valid[self.metric]})"
+            )

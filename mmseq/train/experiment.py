@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,8 +41,10 @@ from mmseq.io import atomic_write, file_sha256
 from mmseq.models.build import build_model
 from mmseq.runs import LoadedRun, load_trained_run  # noqa: F401  (re-exported)
 from mmseq.seed import seed_everything
+from mmseq.train import distributed
+from mmseq.train.callbacks import Callback
 from mmseq.train.loop import fit
-from mmseq.train.run_dir import claim_run_dir
+from mmseq.train.run_dir import claim_run_dir, read_claim
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +88,12 @@ def check_before_work(cfg: ExperimentConfig, run_dir: Path | None = None) -> Non
         ConfigError: naming the key (or ``--run-dir``) and the problem.
     """
     check_experiment(cfg)
-    resolve_device(cfg.train.device)
+    device = resolve_device(cfg.train.device)
+    if cfg.train.precision == "bf16" and device.type != "cuda":
+        raise ConfigError(
+            f"train.precision 'bf16' is a CUDA autocast switch; device {device} trains in fp32 "
+            "(set train.precision: fp32)"
+        )
     if run_dir is not None:
         check_writable_dir(run_dir, "--run-dir")
     else:
@@ -103,12 +110,14 @@ def run_experiment(
     score_test: bool = True,
     continue_from: Path | None = None,
     announce: Callable[[str], None] | None = None,
+    callbacks: Sequence[Callback] = (),
 ) -> dict[str, Any]:
     """Train ``cfg.model`` on the fit part, choose the epoch on valid, score the test part.
 
     ``score_test=False`` stops after the fit: the test part is never scored (its metrics are
     ``None``, and results.json has empty ``metrics``). Hyper-parameter searches use it, so that
-    a choice can only ever see validation numbers.
+    a choice can only ever see validation numbers. ``callbacks`` go to the trainer (a search's
+    :class:`~mmseq.train.callbacks.PruningCallback`, for one).
 
     ``run_dir`` (default: ``output_dir/<run_name>``) belongs to this config alone; with
     ``resume`` an interrupted run there resumes and a finished one is reused, a run of another
@@ -125,6 +134,7 @@ def run_experiment(
     check_before_work(cfg, run_dir)
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
+    world = distributed.init_from_env(cfg.train.device)  # > 1 under torchrun (DDP)
     seed_everything(cfg.seed)
     prepared = prepare_data(cfg)
     data, split = prepared.data, prepared.split
@@ -135,7 +145,11 @@ def run_experiment(
         if announce is not None:
             announce(line)
     run_dir = Path(run_dir or Path(cfg.output_dir) / run_name(cfg, data_hash))
-    claim = claim_run_dir(run_dir, cfg, resume=resume, continue_from=continue_from)
+    if distributed.is_main():  # under DDP rank 0 claims the directory, the others read its claim
+        claim = claim_run_dir(run_dir, cfg, resume=resume, continue_from=continue_from)
+    distributed.barrier()
+    if not distributed.is_main():
+        claim = read_claim(run_dir)
     model = build_model(cfg, data.num_users, data.num_items)
     parts = load_graph_parts(cfg, split, model.requires_graphs, graphs)
     fit_inputs, test_inputs = make_inputs(cfg, prepared, parts)
@@ -143,8 +157,8 @@ def run_experiment(
     valid_task = make_eval_task(split, "valid", ks=ks, seed=cfg.split.seed)
     test_task = make_eval_task(split, "test", ks=ks, seed=cfg.split.seed)
 
-    callbacks = []
-    if cfg.train.tensorboard:
+    callbacks = list(callbacks)
+    if cfg.train.tensorboard and distributed.is_main():
         from mmseq.train.callbacks import TensorBoardLogger
         from mmseq.train.optim import epoch_learning_rate
 
@@ -166,16 +180,14 @@ def run_experiment(
     fit_seconds = time.perf_counter() - start
     device = next((p.device for p in model.parameters()), resolve_device(cfg.train.device))
     start = time.perf_counter()
+    score = distributed.sharded_evaluate if world > 1 else evaluate
     test_metrics = (
-        evaluate(model, test_inputs.to(device), test_task, batch_size=cfg.train.eval_batch_size)
+        score(model, test_inputs.to(device), test_task, batch_size=cfg.train.eval_batch_size)
         if score_test
         else None
     )
     test_seconds = time.perf_counter() - start
 
-    run_dir.mkdir(parents=True, exist_ok=True)
-    payload = {"state_dict": model.state_dict(), "config": to_dict(cfg)}
-    atomic_write(run_dir / "model.pt", lambda p: torch.save(payload, p))
     results = {
         "test": test_metrics,
         "valid": result.best_metrics,
@@ -188,7 +200,13 @@ def run_experiment(
         "graphs": sorted(parts),
         "identity": claim.identity,
         "continued_from": claim.continued_from,
+        "world_size": world,
     }
+    if not distributed.is_main():  # rank 0 writes the weights and results of a DDP run
+        return {**results, "run_dir": str(run_dir)}
+    run_dir.mkdir(parents=True, exist_ok=True)
+    payload = {"state_dict": model.state_dict(), "config": to_dict(cfg)}
+    atomic_write(run_dir / "model.pt", lambda p: torch.save(payload, p))
     write_results(
         run_dir / "results.json",
         metrics=test_metrics or {},

@@ -21,8 +21,9 @@ from tqdm import tqdm
 from mmseq.config import TrainConfig
 from mmseq.device import resolve_device
 from mmseq.errors import ConfigError, TrainingError
-from mmseq.models.base import ModelInputs, Recommender
+from mmseq.models.base import LossOutput, ModelInputs, Recommender
 from mmseq.seed import make_generator, seed_everything
+from mmseq.train import distributed
 from mmseq.train.callbacks import (
     Callback,
     EarlyStopping,
@@ -63,6 +64,8 @@ class FitResult:
 
 
 def _default_evaluate() -> EvaluateFn:
+    if distributed.world_size() > 1:  # users split across ranks, metric sums all-reduced
+        return distributed.sharded_evaluate
     from mmseq.eval.protocol import evaluate  # lazy: the trainer works without eval installed
 
     return evaluate
@@ -129,9 +132,11 @@ def fit(
             (previous epoch) is left untouched.
     """
     evaluate = evaluate_fn or _default_evaluate()
-    # Bars on a terminal; elsewhere (CI, nohup, a pipe) one clean line per epoch instead.
+    # Bars on a terminal; elsewhere (CI, nohup, a pipe) one clean line per epoch instead. Under
+    # DDP rank 0 alone logs the epochs (the others would repeat the same lines).
     lines = [EpochLine(cfg.epochs if model.trainable else None)] if cfg.progress else []
-    callbacks = [LoggingCallback(), *(lines if not is_interactive() else []), *callbacks]
+    logging_callbacks = [LoggingCallback(), *(lines if not is_interactive() else [])]
+    callbacks = [*(logging_callbacks if distributed.is_main() else []), *callbacks]
     if cfg.eval_every < 1:
         raise ConfigError(f"Expected 'train.eval_every' >= 1 (got {cfg.eval_every})")
     validating = valid_task is not None
@@ -139,7 +144,12 @@ def fit(
         raise ConfigError("fit: a validation task needs valid_inputs (got None)")
     if seed is None and generator is None:
         raise ConfigError("fit: without a seed, give the sampling generator")
-    device = resolve_device(cfg.device)
+    device = distributed.rank_device(resolve_device(cfg.device))
+    if cfg.precision == "bf16" and device.type != "cuda":
+        raise ConfigError(
+            f"train.precision 'bf16' is a CUDA autocast switch; device {device} trains in fp32 "
+            "(set train.precision: fp32)"
+        )
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     if seed is not None:
@@ -164,6 +174,7 @@ def fit(
         return result
 
     optimizer = build_optimizer(model, cfg)
+    ddp = distributed.wrap_for_loss(model)  # None unless launched by torchrun with >1 process
     if generator is None:
         generator = make_generator(seed, device)
     early = EarlyStopping(cfg.patience)
@@ -199,7 +210,8 @@ def fit(
         started = time.perf_counter()
         lr = epoch_learning_rate(cfg, epoch)
         set_learning_rate(optimizer, lr)
-        losses = _train_epoch(model, train_inputs, optimizer, generator, cfg, epoch, checkpoint_dir)
+        losses = _train_epoch(model, train_inputs, optimizer, generator, cfg, epoch, checkpoint_dir,
+                              ddp)
         logs: dict[str, Any] = {"epoch": epoch, "loss": losses}
         if cfg.lr_schedule != "constant":
             logs["lr"] = lr
@@ -211,7 +223,7 @@ def fit(
             stopped_early = early.should_stop and epoch < cfg.epochs
         logs["seconds"] = time.perf_counter() - started
         history.append(logs)
-        if checkpoint_dir is not None:
+        if checkpoint_dir is not None and distributed.is_main():
             save_checkpoint(checkpoint_dir, {
                 "model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch,
                 "early_stopping": early.state_dict(), "history": history,
@@ -239,16 +251,36 @@ def fit(
 
 def _train_epoch(model: Recommender, inputs: ModelInputs, optimizer: torch.optim.Optimizer,
                  generator: torch.Generator, cfg: TrainConfig, epoch: int,
-                 checkpoint_dir: Path | None) -> dict[str, float]:
-    """One pass over ``model.training_batches``; returns the mean of each loss term."""
+                 checkpoint_dir: Path | None, ddp: torch.nn.Module | None = None
+                 ) -> dict[str, float]:
+    """One pass over ``model.training_batches``; returns the mean of each loss term.
+
+    Under DDP (``ddp`` set) each global batch is cut into this rank's slice, and the loss is
+    scaled so that the averaged gradient is the global batch's (mmseq/train/distributed.py).
+    """
     model.train()
     sums: dict[str, torch.Tensor] = {}
     steps = 0
     batches = model.training_batches(inputs, cfg.batch_size, generator)
-    bars = cfg.progress and is_interactive()
-    for step, batch in enumerate(tqdm(batches, desc=f"epoch {epoch}", disable=not bars,
+    bf16 = cfg.precision == "bf16"
+    show = cfg.progress and is_interactive() and distributed.is_main()
+    for step, batch in enumerate(tqdm(batches, desc=f"epoch {epoch}", disable=not show,
                                       leave=False)):
-        out = model.loss(batch, inputs)
+        weight, scale = 1.0, 1.0
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16):
+            if ddp is None:
+                out = model.loss(batch, inputs)
+            else:
+                local, n = distributed.shard_batch(batch, distributed.world_size(),
+                                                   distributed.rank())
+                start, stop = distributed.shard_bounds(n, distributed.world_size(),
+                                                       distributed.rank())
+                if stop == start:  # fewer rows than ranks: join the all-reduce with zero weight
+                    local = batch
+                weight = (stop - start) / n
+                scale = distributed.loss_scale(stop - start, n)
+                total, terms = ddp(local, inputs)
+                out = LossOutput(total, terms)
         if not bool(torch.isfinite(out.total)):
             bad = [k for k, v in out.terms.items() if not bool(torch.isfinite(v).all())]
             kept = (f"the last good checkpoint is {checkpoint_path(checkpoint_dir)}"
@@ -258,12 +290,12 @@ def _train_epoch(model: Recommender, inputs: ModelInputs, optimizer: torch.optim
                 f"non-finite terms: {bad or ['total']} (terms: {sorted(out.terms)}); {kept}"
             )
         optimizer.zero_grad(set_to_none=True)
-        out.total.backward()
+        (out.total * scale if scale != 1.0 else out.total).backward()
         if cfg.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         optimizer.step()
         for name, value in {"total": out.total, **out.terms}.items():
-            value = value.detach()
+            value = value.detach().float() * weight
             sums[name] = sums[name] + value if name in sums else value
         steps += 1
     if steps == 0:
@@ -271,4 +303,8 @@ def _train_epoch(model: Recommender, inputs: ModelInputs, optimizer: torch.optim
             f"{type(model).__name__}.training_batches produced no batch at epoch {epoch}; "
             "is the training history empty?"
         )
+    if ddp is not None:  # rank-weighted sums -> the global batches' mean loss
+        names = list(sums)
+        reduced = distributed.all_reduce_sum(torch.stack([sums[k] for k in names]))
+        sums = dict(zip(names, reduced))
     return {k: float(v) / steps for k, v in sums.items()}

@@ -148,6 +148,21 @@ def _continuation(
     return record, checkpoint
 
 
+def read_claim(run_dir: Path) -> RunClaim:
+    """The claim :func:`claim_run_dir` wrote for ``run_dir`` (other DDP ranks read it).
+
+    Raises:
+        ConfigError: if ``run_dir`` holds no identity (it was never claimed).
+    """
+    stored = read_identity(Path(run_dir))
+    if stored is None:
+        raise ConfigError(f"{run_dir} was not claimed by rank 0 (no {IDENTITY_FILE})")
+    continued = stored.get("continued_from")
+    identity = str(stored["identity"])
+    keys = (identity,) if continued is None else (identity, str(continued["identity"]))
+    return RunClaim(identity, keys, continued)
+
+
 def claim_run_dir(
     run_dir: Path,
     cfg: ExperimentConfig,

@@ -43,6 +43,8 @@ TRAIN_CHANGES = {
     "tensorboard": True,
     "threads": 1,
 }
+#: Fields whose other values need a GPU: a CPU run with them is refused before any work.
+CUDA_ONLY_CHANGES = {"precision": "bf16"}
 
 
 def _cfg(tmp_path: Path, **train: object) -> ExperimentConfig:
@@ -57,7 +59,20 @@ def _saved(run_dir: str | Path) -> dict:
 
 
 def test_every_trainer_field_is_covered() -> None:
-    assert set(TRAIN_CHANGES) == {f.name for f in dataclasses.fields(TrainConfig)}
+    assert set(TRAIN_CHANGES) | set(CUDA_ONLY_CHANGES) == {
+        f.name for f in dataclasses.fields(TrainConfig)
+    }
+
+
+@pytest.mark.parametrize("name,value", sorted(CUDA_ONLY_CHANGES.items()))
+def test_cuda_only_trainer_settings_change_the_identity_and_are_refused_on_cpu(
+    name: str, value: object, tmp_path: Path
+) -> None:
+    cfg = _cfg(tmp_path, **{name: value})
+    assert config_identity(cfg) != config_identity(_cfg(tmp_path))
+    with pytest.raises(ConfigError, match=f"train.{name}"):
+        run_experiment(cfg)
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
 
 
 def test_changing_any_trainer_field_never_reuses_the_finished_run(tmp_path: Path) -> None:
