@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from mmseq.config import from_dict
-from mmseq.data.graph_bundle import bundle_path
 from mmseq.errors import ConfigError
+from mmseq.stages import stage_key
 from topics.cache import TopicCache
 from topics.config import TopicConfig
 from topics.encoder import CallableEncoder, MiniLMEncoder, build_encoder
@@ -27,11 +27,12 @@ def test_engine_is_a_checked_setting_outside_every_cache_key() -> None:
     local, ray = TopicConfig(), TopicConfig(engine="ray", ray_address="auto")
     assert local.encoder_settings() == ray.encoder_settings()
     assert local.clustering_settings() == ray.clustering_settings()
-    # ... and outside the graph bundle's key (the bundle does not change with the engine)
-    args = {"train_hash": "abc", "graph_specs": [{"builder": "rating_graph"}]}
-    assert bundle_path("a", **args, topic_settings={"min_topic_size": 30}) == bundle_path(
-        "a", **args, topic_settings={"min_topic_size": 30, "engine": "ray", "workers": 4}
-    )
+    # ... and outside the topic stage's key, hence the graph bundle's (the bundle does not
+    # change with the engine or the worker count), while a clustering setting does change it
+    base = stage_key("topics", TopicConfig(min_topic_size=30))
+    moved = TopicConfig(min_topic_size=30, engine="ray", workers=4, threads=2)
+    assert stage_key("topics", moved) == base
+    assert stage_key("topics", TopicConfig(min_topic_size=31)) != base
 
 
 def test_ray_engine_wraps_the_configured_encoder_and_keeps_its_id() -> None:
