@@ -72,6 +72,7 @@ class TableSpec:
     seeds: tuple[int, ...] = ()  # () = the --seeds of the command line
     max_epochs: int = 0  # 0 = the config's own; --max-epochs caps further
     set: tuple[str, ...] = ()  # overrides applied to every row first (the table's budget rule)
+    curves: bool = False  # also print each row's validation curve (mean over its seeds)
 
 
 def load_tables() -> dict[str, TableSpec]:
@@ -176,6 +177,8 @@ def run_table(
         "paper": spec.paper,
         "seeds": seeds,
         "notes": spec.notes,
+        "curves": spec.curves,
+        "monitor": base_cfg.train.monitor,
         "epochs_cap": base_cfg.train.epochs,
         "patience": base_cfg.train.patience,
         "eval_every": base_cfg.train.eval_every,
@@ -207,6 +210,35 @@ def _mean_std(values: list[float]) -> str:
     if len(values) == 1:  # one seed: no spread to report (a "± 0" would claim one)
         return f"{mean:.4f}"
     return f"{mean:.4f} ± {statistics.stdev(values):.4f}"
+
+
+def validation_curves(rows: list[dict], metric: str, points: int = 10) -> list[str]:
+    """Markdown table of each row's validation ``metric`` by epoch (mean over its runs), at up to
+    ``points`` epochs spread over the validated ones (the stored history keeps them)."""
+    curves = {}
+    for row in rows:
+        by_epoch: dict[int, list[float]] = {}
+        for run in row["runs"]:
+            for h in run.get("history") or []:
+                if metric in (h.get("valid") or {}):
+                    by_epoch.setdefault(h["epoch"], []).append(h["valid"][metric])
+        if by_epoch:
+            curves[row["model"]] = {e: statistics.fmean(v) for e, v in by_epoch.items()}
+    if not curves:
+        return []
+    epochs = sorted({e for c in curves.values() for e in c})
+    step = max(1, -(-len(epochs) // points))
+    shown = sorted({*epochs[step - 1 :: step], epochs[-1]})
+    lines = [
+        f"Validation {metric} by epoch (mean over the row's seeds):",
+        "",
+        "| model | " + " | ".join(str(e) for e in shown) + " |",
+        "|---|" + "---|" * len(shown),
+    ]
+    for label, curve in curves.items():
+        cells = [f"{curve[e]:.4f}" if e in curve else "–" for e in shown]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return [*lines, ""]
 
 
 #: Companion result files written by separate ``--out`` runs (file name -> section heading).
@@ -257,6 +289,8 @@ def to_markdown(tables: list[dict], seeds: list[int], total_s: float, out_name: 
             cells = [f"{ref.values[c]:.4f}" if c in ref.values else "–" for c in t["columns"]]
             lines.append("| " + " | ".join([f"*{ref.label}*", *cells, "–", "–"]) + " |")
         lines.append("")
+        if t.get("curves"):
+            lines += validation_curves(t["rows"], t["monitor"])
         if t["notes"]:
             lines += [t["notes"].strip(), ""]
     for file, heading in COMPANIONS.items():

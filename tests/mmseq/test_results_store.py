@@ -168,3 +168,18 @@ def test_reuse_imports_only_run_directories_of_the_same_config(tmp_path: Path) -
         "tiny", spec, [0], None, runs, reuse=True, store=tmp_path / "b", train=False
     )
     assert [r["seed"] for r in table["rows"][0]["runs"]] == [1]
+
+
+def test_validation_curves_average_the_seeds_by_epoch() -> None:
+    mr = _make_results()
+    runs = [
+        {
+            "history": [
+                {"epoch": 2, "valid": {"ndcg@10": 0.1}},
+                {"epoch": 4, "valid": {"ndcg@10": 0.3}},
+            ]
+        },
+        {"history": [{"epoch": 2, "valid": {"ndcg@10": 0.2}}, {"epoch": 3}]},
+    ]
+    lines = mr.validation_curves([{"model": "m", "runs": runs}], "ndcg@10")
+    assert lines[2] == "| model | 2 | 4 |" and lines[4] == "| m | 0.1500 | 0.3000 |"
