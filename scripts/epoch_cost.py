@@ -41,6 +41,14 @@ def epoch_cost(config: str, overrides: list[str], batches: int) -> dict[str, flo
     if model.requires_graphs:
         raise SystemExit(f"{config}: models with graphs are not measured here")
     fit_inputs, _ = make_inputs(cfg, prepared, {})
+    if not model.trainable:
+        return {
+            "batches": 0,
+            "s_per_batch": 0.0,
+            "s_epoch_train": 0.0,
+            "s_valid": 0.0,
+            "s_epoch": 0.0,
+        }
     optimizer = build_optimizer(model, cfg.train)
     generator = make_generator(cfg.seed, fit_inputs.device)
     model.train()

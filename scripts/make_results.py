@@ -9,7 +9,8 @@
 Tables are the files under configs/results/ (one YAML each, ordered by file name). Every (row,
 seed) is looked up in the results store (docs/store/, mmseq/results_store.py: keyed by the run's
 config identity and the code hash); only what is missing is trained, through the same code path as
-``mmseq train`` (``run_experiment``, run directory under ``runs/results/``), and its result is
+``mmseq train`` (``run_experiment``, run directory under ``runs/results/``; ``--rows`` and
+``--train-seeds`` narrow what may be trained), and its result is
 stored at once. So a table fills over several sessions and machines, and ``--no-train`` rebuilds
 the markdown from the store alone. A stored result of another config or code is never used.
 Cells are mean ± std per metric, with the budget each number had. Test metrics of the epoch
@@ -126,6 +127,7 @@ def run_table(
     only_rows: tuple[str, ...] = (),
     store: Path = STORE_DIR,
     train: bool = True,
+    train_seeds: tuple[int, ...] = (),
 ) -> dict:
     """Every (row, seed) of a table from the store; what is missing is trained (unless
     ``train`` is False) and stored. Returns the table for :func:`to_markdown`."""
@@ -149,7 +151,7 @@ def run_table(
             res = results_store.lookup(store, cfg)
             if res is None and reuse:
                 res = _imported(run_dir, cfg, store)
-            if res is None and train:
+            if res is None and train and (not train_seeds or seed in train_seeds):
                 _ensure_graphs(spec.config, overrides, cfg)
                 start = time.perf_counter()
                 out = run_experiment(cfg, run_dir=run_dir, resume=False)
@@ -245,6 +247,7 @@ def validation_curves(rows: list[dict], metric: str, points: int = 10) -> list[s
 COMPANIONS = {
     "results_sdmtmp.md": "SD-MTMP, its ablations, the fused model and baselines on review data",
     "results_peerrec.md": "PeerRec against BERT4Rec (loo-sampled99), with the paper's numbers",
+    "results_distill.md": "Every distillation method against its backbone, from the results store",
 }
 
 
@@ -334,6 +337,13 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="build the tables from the store only (missing runs are left out and counted)",
     )
+    parser.add_argument(
+        "--train-seeds",
+        nargs="*",
+        type=int,
+        default=[],
+        help="train missing cells of these seeds only (the others come from the store)",
+    )
     args = parser.parse_args(argv)
     names = args.only or list(tables_spec)
     tables = [
@@ -347,6 +357,7 @@ def main(argv: list[str] | None = None) -> int:
             tuple(args.rows),
             Path(args.store),
             not args.no_train,
+            tuple(args.train_seeds),
         )
         for n in names
     ]
