@@ -8,7 +8,8 @@ construction included) after one warm-up step, times the number of batches in an
 full validation round timed once. Runs one row after another in this process, so the ratios
 between rows are comparable; absolute seconds depend on the machine's load (say which in the
 docs). The last line is JSON: ``{label: {"batches": n, "s_per_batch": ..., "s_epoch_train": ...,
-"s_valid": ..., "s_epoch": ...}}``.
+"s_valid": ..., "s_epoch": ...}}``. ``--alternate R`` instead times the rows' training steps in
+turn for R rounds in one process (medians), the fair way to compare rows on a loaded machine.
 """
 
 from __future__ import annotations
@@ -77,6 +78,38 @@ def epoch_cost(config: str, overrides: list[str], batches: int) -> dict[str, flo
     }
 
 
+def alternating_step_times(jobs: list[tuple[str, str, list[str]]], rounds: int) -> dict:
+    """Median training-step seconds of each job, the jobs' steps taken in turn (round-robin), so
+    that the machine's load changes hit every job alike: the ratios are the trustworthy part."""
+    states = []
+    for _, config, overrides in jobs:
+        cfg = load_experiment(REPO / config, [*overrides, "train.progress=false"])
+        seed_everything(cfg.seed)
+        prepared = prepare_data(cfg)
+        model = build_model(cfg, prepared.data.num_users, prepared.data.num_items)
+        inputs, _ = make_inputs(cfg, prepared, {})
+        gen = make_generator(cfg.seed, inputs.device)
+        model.train()
+        states.append(
+            (
+                model,
+                inputs,
+                build_optimizer(model, cfg.train),
+                model.training_batches(inputs, cfg.train.batch_size, gen),
+            )
+        )
+    times: list[list[float]] = [[] for _ in jobs]
+    for _ in range(rounds + 1):  # the first round warms up
+        for j, (model, inputs, optimizer, stream) in enumerate(states):
+            start = time.perf_counter()
+            loss = model.loss(next(stream), inputs).total
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            times[j].append(time.perf_counter() - start)
+    return {label: round(statistics.median(t[1:]), 4) for (label, _, _), t in zip(jobs, times)}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--table", nargs="*", default=[], help="table names (configs/results)")
@@ -85,6 +118,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batches", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--rows", nargs="*", default=[], help="only these row labels")
+    parser.add_argument(
+        "--alternate",
+        type=int,
+        default=0,
+        help="instead: median step seconds over this many round-robin rounds of the rows",
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     jobs: list[tuple[str, str, list[str]]] = []
@@ -99,6 +138,10 @@ def main(argv: list[str] | None = None) -> int:
             for row in spec.rows:
                 if not args.rows or row.label in args.rows:
                     jobs.append((f"{name}/{row.label}", spec.config, [*row.set, *args.set]))
+    if args.alternate:
+        steps = alternating_step_times(jobs, args.alternate)
+        print(json.dumps({"s_per_step_alternating": steps}))
+        return 0
     out = {}
     for label, config, overrides in jobs:
         out[label] = epoch_cost(config, overrides, args.batches)
