@@ -4,11 +4,17 @@
     python scripts/make_results.py --only toys_loo  # one table
     python scripts/make_results.py --seeds 0 1 2 --max-epochs 30
 
-Tables are the files under configs/results/ (one YAML each, ordered by file name). Each run goes
-through the same code path as ``mmseq train`` (``run_experiment``) and leaves its
-``results.json`` (with provenance) under ``runs/results/``; this script only aggregates them into
-mean ± std per metric and writes the markdown with the budget each number had. Test metrics of the
-epoch chosen on VALIDATION are reported: nothing here is tuned on test.
+    python scripts/make_results.py --only 60_distill_beauty --no-train  # from the store only
+
+Tables are the files under configs/results/ (one YAML each, ordered by file name). Every (row,
+seed) is looked up in the results store (docs/store/, mmseq/results_store.py: keyed by the run's
+config identity and the code hash); only what is missing is trained, through the same code path as
+``mmseq train`` (``run_experiment``, run directory under ``runs/results/``; ``--rows`` and
+``--train-seeds`` narrow what may be trained), and its result is
+stored at once. So a table fills over several sessions and machines, and ``--no-train`` rebuilds
+the markdown from the store alone. A stored result of another config or code is never used.
+Cells are mean ± std per metric, with the budget each number had. Test metrics of the epoch
+chosen on VALIDATION are reported: nothing here is tuned on test.
 """
 
 from __future__ import annotations
@@ -24,15 +30,19 @@ from pathlib import Path
 
 import torch
 
-from mmseq.config import from_dict, load_experiment, load_yaml
+from mmseq import results_store
+from mmseq.config import ExperimentConfig, from_dict, load_experiment, load_yaml
 from mmseq.data.schema import settings_hash
-from mmseq.eval.report import load_results
+from mmseq.eval.report import load_results, provenance
 from mmseq.report.results_chart import ChartRow, chart_path, write_results_chart
+from mmseq.results_store import StoreKey
 from mmseq.train.experiment import run_experiment
 
 REPO = Path(__file__).resolve().parents[1]
 
 RESULTS_DIR = REPO / "configs" / "results"
+#: One JSON per finished run, keyed by config identity and code hash (mmseq/results_store.py).
+STORE_DIR = REPO / "docs" / "store"
 
 
 @dataclass(frozen=True)
@@ -63,6 +73,8 @@ class TableSpec:
     notes: str = ""  # what the numbers mean (budget effects, gaps to papers), printed below
     seeds: tuple[int, ...] = ()  # () = the --seeds of the command line
     max_epochs: int = 0  # 0 = the config's own; --max-epochs caps further
+    set: tuple[str, ...] = ()  # overrides applied to every row first (the table's budget rule)
+    curves: bool = False  # also print each row's validation curve (mean over its seeds)
 
 
 def load_tables() -> dict[str, TableSpec]:
@@ -85,19 +97,25 @@ def _git_sha() -> str:
         return "unknown"
 
 
-def _reused(run_dir: Path) -> dict | None:
-    """A finished run's results in run_experiment's return shape, or None."""
+def _imported(run_dir: Path, cfg: ExperimentConfig, store: Path) -> dict | None:
+    """A finished run directory's result, put into the store, when its recorded config is this
+    row's (same config identity); else None. Its code is taken to be today's (``--reuse``)."""
     path = run_dir / "results.json"
     if not path.is_file():
         return None
     saved = load_results(path)
-    extra = saved.get("extra", {})
-    return {
-        "test": saved["metrics"],
-        "best_epoch": extra.get("best_epoch"),
-        "epochs_run": extra.get("epochs_run"),
-        "wall_s": sum(extra.get("seconds", {}).values()),
+    recorded = from_dict(ExperimentConfig, saved["config"], where=str(path))
+    if StoreKey.of(recorded).identity != StoreKey.of(cfg).identity:
+        print(f"--reuse: {path} was run with another config: not used", flush=True)
+        return None
+    results = {"test": saved["metrics"], **saved.get("extra", {})}
+    provenance = {
+        **saved.get("provenance", {}),
+        "imported_from": str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path),
     }
+    entry = results_store.entry_from_results(cfg, results, provenance=provenance)
+    results_store.save(store, cfg, entry)
+    return entry
 
 
 def run_table(
@@ -107,27 +125,43 @@ def run_table(
     max_epochs: int | None,
     out_root: Path,
     reuse: bool = False,
+    only_rows: tuple[str, ...] = (),
+    store: Path = STORE_DIR,
+    train: bool = True,
+    train_seeds: tuple[int, ...] = (),
 ) -> dict:
+    """Every (row, seed) of a table from the store; what is missing is trained (unless
+    ``train`` is False) and stored. Returns the table for :func:`to_markdown`."""
     seeds = list(spec.seeds) or seeds
     caps = [c for c in (max_epochs, spec.max_epochs or None) if c]
     cap = min(caps) if caps else None
+    budget = [*spec.set, *([f"train.epochs={cap}"] if cap is not None else [])]
     rows = []
     for row in spec.rows:
+        if only_rows and row.label not in only_rows:
+            continue
         runs = []
         for seed in seeds:
-            overrides = [*row.set, f"seed={seed}", "train.progress=false"]
+            overrides = [*spec.set, *row.set, f"seed={seed}", "train.progress=false"]
             if cap is not None:
                 overrides.append(f"train.epochs={cap}")
             cfg = load_experiment(REPO / spec.config, overrides)
             key = settings_hash(spec.config, overrides)[:8]
             safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in row.label)
             run_dir = out_root / name / f"{safe}-seed{seed}-{key}"
-            res = _reused(run_dir) if reuse else None
-            if res is None:
+            res = results_store.lookup(store, cfg)
+            if res is None and reuse:
+                res = _imported(run_dir, cfg, store)
+            if res is None and train and (not train_seeds or seed in train_seeds):
                 _ensure_graphs(spec.config, overrides, cfg)
                 start = time.perf_counter()
-                res = run_experiment(cfg, run_dir=run_dir, resume=False)
-                res["wall_s"] = time.perf_counter() - start
+                out = run_experiment(cfg, run_dir=run_dir, resume=False)
+                out["wall_s"] = time.perf_counter() - start
+                res = results_store.entry_from_results(cfg, out, provenance=provenance())
+                results_store.save(store, cfg, res)
+            if res is None:
+                print(f"[{name}] {row.label} seed {seed}: not in the store", flush=True)
+                continue
             runs.append(res)
             print(
                 f"[{name}] {row.label} seed {seed}: "
@@ -136,7 +170,7 @@ def run_table(
                 flush=True,
             )
         rows.append({"model": row.label, "runs": runs})
-    base_cfg = load_experiment(REPO / spec.config)
+    base_cfg = load_experiment(REPO / spec.config, budget)
     return {
         "name": name,
         "caption": spec.caption,
@@ -146,8 +180,11 @@ def run_table(
         "paper": spec.paper,
         "seeds": seeds,
         "notes": spec.notes,
-        "epochs_cap": cap or base_cfg.train.epochs,
+        "curves": spec.curves,
+        "monitor": base_cfg.train.monitor,
+        "epochs_cap": base_cfg.train.epochs,
         "patience": base_cfg.train.patience,
+        "eval_every": base_cfg.train.eval_every,
     }
 
 
@@ -178,11 +215,41 @@ def _mean_std(values: list[float]) -> str:
     return f"{mean:.4f} ± {statistics.stdev(values):.4f}"
 
 
+def validation_curves(rows: list[dict], metric: str, points: int = 10) -> list[str]:
+    """Markdown table of each row's validation ``metric`` by epoch (mean over its runs), at up to
+    ``points`` epochs spread over the validated ones (the stored history keeps them)."""
+    curves = {}
+    for row in rows:
+        by_epoch: dict[int, list[float]] = {}
+        for run in row["runs"]:
+            for h in run.get("history") or []:
+                if metric in (h.get("valid") or {}):
+                    by_epoch.setdefault(h["epoch"], []).append(h["valid"][metric])
+        if by_epoch:
+            curves[row["model"]] = {e: statistics.fmean(v) for e, v in by_epoch.items()}
+    if not curves:
+        return []
+    epochs = sorted({e for c in curves.values() for e in c})
+    step = max(1, -(-len(epochs) // points))
+    shown = sorted({*epochs[step - 1 :: step], epochs[-1]})
+    lines = [
+        f"Validation {metric} by epoch (mean over the row's seeds):",
+        "",
+        "| model | " + " | ".join(str(e) for e in shown) + " |",
+        "|---|" + "---|" * len(shown),
+    ]
+    for label, curve in curves.items():
+        cells = [f"{curve[e]:.4f}" if e in curve else "–" for e in shown]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return [*lines, ""]
+
+
 #: Companion result files written by separate ``--out`` runs (file name -> section heading).
 COMPANIONS = {
     "results_sdmtmp.md": "SD-MTMP, its ablations, the fused model and baselines on review data",
     "results_peerrec.md": "PeerRec against BERT4Rec (loo-sampled99), with the paper's numbers",
     "results_modalities.md": "New modalities (item semantic graph, item attribute hypergraph)",
+    "results_distill.md": "Every distillation method against its backbone, from the results store",
 }
 
 
@@ -191,7 +258,9 @@ def to_markdown(tables: list[dict], seeds: list[int], total_s: float, out_name: 
     lines = [
         "# Results",
         "",
-        "Generated by `python scripts/make_results.py` — do not edit by hand.",
+        "Generated by `python scripts/make_results.py` — do not edit by hand. Every number is a "
+        "run in the results store (docs/store/, docs/results_store.md), whose entry records the "
+        "machine and threads it ran on. Generated at:",
         f"Commit `{_git_sha()}`, {platform.processor() or platform.machine()}, "
         f"{threads} torch threads, no GPU"
         if not torch.cuda.is_available()
@@ -205,8 +274,9 @@ def to_markdown(tables: list[dict], seeds: list[int], total_s: float, out_name: 
         lines += [
             f"## {t['caption']}",
             "",
-            f"Config `{t['config']}`; budget: at most {t['epochs_cap']} epochs, early stopping "
-            f"patience {t['patience']} evaluations; seeds {t['seeds']}.",
+            f"Config `{t['config']}`; budget: at most {t['epochs_cap']} epochs, validation every "
+            f"{t.get('eval_every', 1)} epoch(s), early stopping patience {t['patience']} "
+            f"validations; seeds {t['seeds']}.",
             "",
         ]
         header = ["model", *t["columns"], "epochs (chosen/run)", "s/run"]
@@ -216,22 +286,31 @@ def to_markdown(tables: list[dict], seeds: list[int], total_s: float, out_name: 
             cells = [
                 _mean_std([r["test"][c] for r in runs if c in r["test"]]) for c in t["columns"]
             ]
-            epochs = ", ".join(f"{r['best_epoch']}/{r['epochs_run']}" for r in runs)
-            secs = statistics.fmean(r["wall_s"] for r in runs)
-            lines.append("| " + " | ".join([row["model"], *cells, epochs, f"{secs:.0f}"]) + " |")
+            epochs = ", ".join(f"{r['best_epoch']}/{r['epochs_run']}" for r in runs) or "–"
+            secs = f"{statistics.fmean(r['wall_s'] for r in runs):.0f}" if runs else "–"
+            label = row["model"]
+            if len(runs) < len(t["seeds"]):  # a partly filled row says so
+                label += f" ({len(runs)}/{len(t['seeds'])} seeds)"
+            lines.append("| " + " | ".join([label, *cells, epochs, secs]) + " |")
         for ref in t["paper"]:
             cells = [f"{ref.values[c]:.4f}" if c in ref.values else "–" for c in t["columns"]]
             lines.append("| " + " | ".join([f"*{ref.label}*", *cells, "–", "–"]) + " |")
         lines.append("")
         if out_name:  # the chart main() writes beside the markdown (mmseq.report.results_chart)
             lines += [f"![{t['name']}: mean, seed spread]({chart_path(out_name, t['name'])})", ""]
+        if t.get("curves"):
+            lines += validation_curves(t["rows"], t["monitor"])
         if t["notes"]:
             lines += [t["notes"].strip(), ""]
     for file, heading in COMPANIONS.items():
         if file != out_name and (REPO / "docs" / file).is_file():
-            lines += [f"## {heading}", "",
-                      "Generated by `python scripts/make_results.py --only <tables> --out "
-                      f"docs/{file}`: see [{file}]({file}).", ""]
+            lines += [
+                f"## {heading}",
+                "",
+                "Generated by `python scripts/make_results.py --only <tables> --out "
+                f"docs/{file}`: see [{file}]({file}).",
+                "",
+            ]
     if out_name != "results_ader.md" and (REPO / "docs" / "results_ader.md").is_file():
         lines += [
             "## Continual learning (ADER vs fine-tune vs joint)",
@@ -254,12 +333,38 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--reuse",
         action="store_true",
-        help="aggregate finished runs found under --runs instead of re-training them",
+        help="import finished runs found under --runs into the store (only those whose "
+        "recorded config is the row's) instead of re-training them",
+    )
+    parser.add_argument("--rows", nargs="*", default=[], help="only the rows with these labels")
+    parser.add_argument("--store", default=str(STORE_DIR), help="the results store folder")
+    parser.add_argument(
+        "--no-train",
+        action="store_true",
+        help="build the tables from the store only (missing runs are left out and counted)",
+    )
+    parser.add_argument(
+        "--train-seeds",
+        nargs="*",
+        type=int,
+        default=[],
+        help="train missing cells of these seeds only (the others come from the store)",
     )
     args = parser.parse_args(argv)
     names = args.only or list(tables_spec)
     tables = [
-        run_table(n, tables_spec[n], args.seeds, args.max_epochs, Path(args.runs), args.reuse)
+        run_table(
+            n,
+            tables_spec[n],
+            args.seeds,
+            args.max_epochs,
+            Path(args.runs),
+            args.reuse,
+            tuple(args.rows),
+            Path(args.store),
+            not args.no_train,
+            tuple(args.train_seeds),
+        )
         for n in names
     ]
     # Sum of the runs' own wall times, so that a --reuse aggregation still reports the real cost.
@@ -276,9 +381,11 @@ def main(argv: list[str] | None = None) -> int:
         t["name"]: {
             r["model"]: {c: statistics.fmean(x["test"][c] for x in r["runs"]) for c in t["columns"]}
             for r in t["rows"]
+            if r["runs"]
         }
         for t in tables
     }
+    Path(args.runs).mkdir(parents=True, exist_ok=True)
     (Path(args.runs) / "summary.json").write_text(json.dumps(summary, indent=2))
     print(json.dumps({"tables": names, "seeds": args.seeds, "total_s": round(total, 1)}))
     return 0

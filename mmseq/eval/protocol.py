@@ -42,6 +42,9 @@ DEFAULT_KS: Mapping[str, tuple[int, ...]] = {
 }
 #: Negatives per user under ``loo-sampled99``; with the target that makes 100 candidates.
 NUM_NEGATIVES = 99
+#: Part of a stored result's code hash (mmseq.results_store): bump it in the change that alters
+#: any metric at an unchanged config (split, candidate sampling, masking, metric definitions).
+EVAL_VERSION = "1"
 _STAGE_STREAM = {"valid": 0, "test": 1}  # valid and test candidates come from distinct RNG streams
 _SAMPLER_BLOCK = 1 << 22  # draws per rejection-sampling block (memory bound, not a result knob)
 

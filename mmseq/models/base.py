@@ -41,6 +41,9 @@ class Recommender(nn.Module, ABC):
     requires_graphs: ClassVar[tuple[str, ...]] = ()
     #: False for models fitted in closed form from the history (POP): the trainer skips epochs.
     trainable: ClassVar[bool] = True
+    #: Part of a stored result's code hash (mmseq.results_store): bump it in a subclass in the
+    #: change that alters its numbers at an unchanged config (a default, the loss, the init).
+    result_version: ClassVar[str] = "1"
 
     def __init__(self, config: Any, num_users: int, num_items: int) -> None:
         super().__init__()

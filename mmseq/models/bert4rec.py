@@ -17,13 +17,19 @@ from mmseq.data.sampling import cloze_mask
 from mmseq.errors import ConfigError
 from mmseq.losses import cross_entropy_over_items
 from mmseq.models.base import LossOutput, ModelInputs, Recommender
+from mmseq.models.item_loss import (
+    ItemLossConfig,
+    check_item_loss,
+    draws_negatives,
+    item_softmax_logits,
+)
 from mmseq.models.registry import MODELS
 from mmseq.nn.padding import last_states_by_length, masked_states_by_length
 from mmseq.nn.transformer import TransformerEncoder
 
 
 @dataclass(frozen=True)
-class BERT4RecConfig:
+class BERT4RecConfig(ItemLossConfig):
     """BERT4Rec hyper-parameters (defaults as in PeerRec's BERT4Rec peers, methods.md 3)."""
 
     embedding_dim: int = 64  # d, model width
@@ -53,6 +59,7 @@ class BERT4Rec(Recommender):
         super().__init__(config, num_users, num_items)
         if config.max_len < 2:
             raise ConfigError(f"Expected BERT4Rec 'max_len' >= 2 (got {config.max_len})")
+        check_item_loss(config, "BERT4Rec config")
         d = config.embedding_dim
         self.mask_token = num_items + 1
         self.token_embedding = nn.Embedding(num_items + 2, d, padding_idx=0)
@@ -83,6 +90,7 @@ class BERT4Rec(Recommender):
         items = self.token_embedding.weight[1 : self.num_items + 1]  # (num_items, d)
         return F.gelu(self.head(h)) @ items.T + self.item_bias
 
+    @draws_negatives()
     def training_batches(
         self, inputs: ModelInputs, batch_size: int, generator: torch.Generator
     ) -> Iterator[dict[str, Tensor]]:
@@ -99,7 +107,11 @@ class BERT4Rec(Recommender):
     def loss(self, batch: dict[str, Tensor], inputs: ModelInputs) -> LossOutput:
         # Per length bucket: the same states as the padded batch's at the masked positions.
         h, targets = masked_states_by_length(self.encode, batch["input"], batch["target"])
-        ce = cross_entropy_over_items(self.item_logits(h), targets)  # h: (M, d)
+        items = self.token_embedding.weight[1 : self.num_items + 1]  # (num_items, d)
+        logits, labels = item_softmax_logits(  # full (M, num_items) or sampled (M, 1 + N)
+            self.config, batch, F.gelu(self.head(h)), items, targets, self.item_bias
+        )
+        ce = cross_entropy_over_items(logits, labels)  # h: (M, d)
         return LossOutput(ce, {"cloze_ce": ce.detach()})
 
     def score_all(self, users: Tensor, inputs: ModelInputs) -> Tensor:

@@ -23,6 +23,12 @@ from mmseq.losses.emkd import (
     mutual_kl_divergence,
 )
 from mmseq.models.base import LossOutput, ModelInputs, Recommender
+from mmseq.models.item_loss import (
+    ItemLossConfig,
+    check_item_loss,
+    draws_negatives,
+    item_softmax_logits,
+)
 from mmseq.models.registry import MODELS
 from mmseq.nn.ensemble_transformer import (
     EnsembleLayerNorm,
@@ -34,7 +40,7 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class EMKDConfig:
+class EMKDConfig(ItemLossConfig):
     """EMKD hyper-parameters; defaults are the official Beauty settings (Toys: ``max_len`` 20)."""
 
     num_networks: int = 3  # N parallel BERT4Rec networks
@@ -84,6 +90,7 @@ class EMKD(Recommender):
             raise ConfigError(f"Expected EMKD 'max_len' >= 2 (got {config.max_len})")
         if config.num_attributes < 0:
             raise ConfigError(f"Expected EMKD 'num_attributes' >= 0 (got {config.num_attributes})")
+        check_item_loss(config, "EMKD config")
         n, d = config.num_networks, config.embedding_dim
         self.mask_token = num_items + 1
         self.token_embedding = nn.Parameter(torch.randn(n, num_items + 2, d) * 0.02)
@@ -144,6 +151,7 @@ class EMKD(Recommender):
         return self._attributes[1]
 
     # -- training -----------------------------------------------------------------------------
+    @draws_negatives()
     def training_batches(
         self, inputs: ModelInputs, batch_size: int, generator: torch.Generator
     ) -> Iterator[dict[str, Tensor]]:
@@ -174,11 +182,18 @@ class EMKD(Recommender):
 
         # Cloze CE and logit KL: one mean per (network, view), summed.
         masked = target >= 0  # (M*B, T)
-        logits = self.item_logits(h_views[:, masked])  # (N, R, num_items)
+        if cfg.loss == "sampled":  # KL and CE over the 1 + K candidates (target in column 0)
+            items = self.token_embedding[:, 1 : self.num_items + 1]  # (N, num_items, d)
+            logits, sample_target = item_softmax_logits(
+                cfg, batch, F.gelu(self.head(h_views[:, masked])), items, target[masked],
+                self.item_bias,
+            )  # (N, R, 1 + K), (R,)
+        else:
+            logits, sample_target = self.item_logits(h_views[:, masked]), target[masked]
         view_of = torch.arange(m * b, device=tokens.device).div(b, rounding_mode="floor")
         view_of = view_of[:, None].expand(m * b, t)[masked]  # (R,)
         weight = 1.0 / torch.bincount(view_of, minlength=m).clamp_min(1)[view_of]  # (R,)
-        labels = target[masked].repeat(n)  # (N*R,)
+        labels = sample_target.repeat(n)  # (N*R,)
         ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels, reduction="none")
         cloze = (ce.view(n, -1) * weight).sum()
         kl = (mutual_kl_divergence(logits, tau=cfg.kl_tau, reduction="none") * weight).sum()

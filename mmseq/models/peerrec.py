@@ -28,6 +28,12 @@ from mmseq.data.sampling import cloze_mask
 from mmseq.errors import ConfigError, DataError
 from mmseq.losses.peer import deliberate_practice_loss, mutual_distillation_loss
 from mmseq.models.base import LossOutput, ModelInputs, Recommender
+from mmseq.models.item_loss import (
+    ItemLossConfig,
+    check_item_loss,
+    draws_negatives,
+    item_softmax_logits,
+)
 from mmseq.models.registry import MODELS
 from mmseq.nn.padding import last_states_by_length, masked_states_by_length
 from mmseq.nn.transformer import TransformerEncoder
@@ -44,7 +50,7 @@ BLOCK_PARAMETERS: dict[str, str] = {
 
 
 @dataclass(frozen=True)
-class PeerRecConfig:
+class PeerRecConfig(ItemLossConfig):
     """PeerRec hyper-parameters (paper defaults; (alpha, beta, gamma) are LastFM's best)."""
 
     num_peers: int = 2  # T, number of peer networks (>= 2 unless stage == "distill")
@@ -265,6 +271,7 @@ class PeerRec(Recommender):
         idx = (offsets[users][:, None] + pos.clamp_min(0)).clamp_max(max(item.numel() - 1, 0))
         return torch.where(valid, item[idx] + 1, 0), users
 
+    @draws_negatives()
     def training_batches(
         self, inputs: ModelInputs, batch_size: int, generator: torch.Generator
     ) -> Iterator[dict[str, Tensor]]:
@@ -289,10 +296,16 @@ class PeerRec(Recommender):
 
         Rows are encoded per length bucket (:func:`mmseq.nn.padding.masked_states_by_length`);
         the samples keep the whole batch's row-major order, so the stage-2 noise filter breaks
-        ties as on the padded batch.
+        ties as on the padded batch. With ``loss: sampled`` the logits are the 1 + N candidates
+        of :func:`~mmseq.models.item_loss.item_softmax_logits` (T, M, 1 + N) and the targets 0:
+        both stages' losses then run over the candidates instead of all items.
         """
         h, targets = masked_states_by_length(self.encode, batch["input"], batch["target"])
-        return self.item_logits(h), targets  # (T, M, num_items), (M,)
+        if self.config.loss != "sampled":
+            return self.item_logits(h), targets  # (T, M, num_items), (M,)
+        items = self.token_embedding.weight[1 : self.num_items + 1]  # (num_items, d)
+        return item_softmax_logits(self.config, batch, F.gelu(self.head(h)), items, targets,
+                                   self.item_bias)  # (T, M, 1 + N), (M,)
 
     def loss(self, batch: dict[str, Tensor], inputs: ModelInputs) -> LossOutput:
         if "stage" not in batch:
@@ -349,6 +362,7 @@ class PeerRec(Recommender):
 
 def _check_config(c: PeerRecConfig) -> None:
     where = "PeerRec config"
+    check_item_loss(c, where)
     if c.num_peers < 1:
         raise ConfigError(f"{where}: expected 'num_peers' >= 1 (got {c.num_peers})")
     if c.num_peers < 2 and c.stage != "distill":

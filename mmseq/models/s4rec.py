@@ -27,6 +27,12 @@ from mmseq.losses.s4rec import (
     sinkhorn_knopp,
 )
 from mmseq.models.base import LossOutput, ModelInputs, Recommender
+from mmseq.models.item_loss import (
+    ItemLossConfig,
+    check_item_loss,
+    draws_negatives,
+    item_softmax_logits,
+)
 from mmseq.models.registry import MODELS
 from mmseq.models.sasrec import SASRec
 from mmseq.nn.grad_reverse import grad_reverse
@@ -34,7 +40,7 @@ from mmseq.nn.transformer import TransformerEncoder
 
 
 @dataclass(frozen=True)
-class S4RecConfig:
+class S4RecConfig(ItemLossConfig):
     """S4Rec hyper-parameters: the paper's defaults where it gives them, else marked as ours."""
 
     embedding_dim: int = 64  # d (paper)
@@ -112,6 +118,7 @@ class S4Rec(Recommender):
             raise ConfigError(
                 f"Expected S4Rec 'head_fraction' in (0, 1) (got {config.head_fraction})"
             )
+        check_item_loss(config, "S4Rec config")
         d = config.embedding_dim
         self.mask_token = num_items + 1
         self.item_embedding = nn.Embedding(num_items + 2, d, padding_idx=0)
@@ -138,6 +145,7 @@ class S4Rec(Recommender):
             self._groups = (inputs.user, groups)
         return self._groups[1]
 
+    @draws_negatives()
     def training_batches(
         self, inputs: ModelInputs, batch_size: int, generator: torch.Generator
     ) -> Iterator[dict[str, Tensor]]:
@@ -157,8 +165,11 @@ class S4Rec(Recommender):
         h_seq = h[:b]  # (B, T, d)
         target = batch["target"][:, -h.shape[1] :]  # (B, T)
         valid = target >= 0
-        logits = h_seq[valid] @ self.item_embedding.weight[1 : self.num_items + 1].T
-        sr = cross_entropy_over_items(logits, target[valid])
+        logits, labels = item_softmax_logits(  # full (M, num_items) or sampled (M, 1 + N)
+            self.config, batch, h_seq[valid], self.item_embedding.weight[1 : self.num_items + 1],
+            target[valid],
+        )
+        sr = cross_entropy_over_items(logits, labels)
 
         z, z1, z2 = h[:, -1].split(b)  # 3 x (B, d): the most recent position
         z_unit, mu_unit = F.normalize(z, dim=-1), F.normalize(self.prototypes, dim=-1)

@@ -2,7 +2,8 @@
 
 Kang & McAuley, "Self-Attentive Sequential Recommendation", ICDM 2018. Trained with softmax
 cross-entropy over ALL items at every position (not the paper's BCE with one sampled negative),
-which is the stronger, now common variant.
+which is the stronger, now common variant; ``loss: sampled`` swaps it for sampled softmax over
+shared negatives (:mod:`mmseq.models.item_loss`, the "SASRec + SS" of gSASRec / eSASRec).
 """
 
 from __future__ import annotations
@@ -17,13 +18,19 @@ from torch import Tensor, nn
 from mmseq.data.sampling import next_item_batches
 from mmseq.losses import cross_entropy_over_items
 from mmseq.models.base import LossOutput, ModelInputs, Recommender
+from mmseq.models.item_loss import (
+    ItemLossConfig,
+    check_item_loss,
+    draws_negatives,
+    item_softmax_logits,
+)
 from mmseq.models.registry import MODELS
 from mmseq.nn.transformer import TransformerEncoder
 
 
 @dataclass(frozen=True)
-class SASRecConfig:
-    """SASRec hyper-parameters (defaults from the paper, except the loss)."""
+class SASRecConfig(ItemLossConfig):
+    """SASRec hyper-parameters (defaults from the paper, except the loss: ``loss`` ce/sampled)."""
 
     embedding_dim: int = 64  # d, item/position embedding and model width
     num_layers: int = 2  # self-attention blocks
@@ -48,6 +55,7 @@ class SASRec(Recommender):
 
     def __init__(self, config: SASRecConfig, num_users: int, num_items: int) -> None:
         super().__init__(config, num_users, num_items)
+        check_item_loss(config, "SASRec config")
         d = config.embedding_dim
         self.item_embedding = nn.Embedding(num_items + 1, d, padding_idx=0)  # 0 = pad
         self.position_embedding = nn.Embedding(config.max_len, d)
@@ -70,6 +78,7 @@ class SASRec(Recommender):
         x = self.embedding_dropout(x + self.position_embedding(positions))  # (B, T, d)
         return self.encoder(x, padding_mask=seq == 0)  # (B, T, d)
 
+    @draws_negatives()
     def training_batches(
         self, inputs: ModelInputs, batch_size: int, generator: torch.Generator
     ) -> Iterator[dict[str, Tensor]]:
@@ -79,8 +88,10 @@ class SASRec(Recommender):
         h = self.encode(batch["input"])  # (B, T, d)
         target = batch["target"][:, -h.shape[1] :]  # (B, T)
         valid = target >= 0
-        logits = h[valid] @ self.item_embedding.weight[1:].T  # (M, num_items)
-        ce = cross_entropy_over_items(logits, target[valid])
+        logits, labels = item_softmax_logits(  # (M, num_items) or (M, 1 + N) sampled
+            self.config, batch, h[valid], self.item_embedding.weight[1:], target[valid]
+        )
+        ce = cross_entropy_over_items(logits, labels)
         return LossOutput(ce, {"ce": ce.detach()})
 
     def score_all(self, users: Tensor, inputs: ModelInputs) -> Tensor:

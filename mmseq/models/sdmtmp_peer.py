@@ -30,6 +30,7 @@ from mmseq.data.sampling import cloze_mask
 from mmseq.errors import ConfigError
 from mmseq.losses.ranking import bpr_loss
 from mmseq.models.base import EmbeddingRecommender, LossOutput, ModelInputs
+from mmseq.models.item_loss import LOG_NQ, NEGATIVES, draws_negatives
 from mmseq.models.peerrec import PeerRec, PeerRecConfig
 from mmseq.models.registry import MODELS
 from mmseq.models.sdmtmp import SDMTMP, SDMTMPConfig
@@ -129,6 +130,7 @@ class SDMTMPPeer(EmbeddingRecommender):
         return fused[0], items
 
     # ------------------------------------------------------------------ training
+    @draws_negatives(lambda model: model.config.peer)  # peer.loss: sampled -> the peer CE
     def training_batches(
         self, inputs: ModelInputs, batch_size: int, generator: torch.Generator
     ) -> Iterator[dict[str, Tensor]]:
@@ -198,9 +200,9 @@ class SDMTMPPeer(EmbeddingRecommender):
                     "Expected the batch to carry 'peer_input'/'peer_target'; build "
                     f"batches with SDMTMPPeer.training_batches (got {sorted(batch)})"
                 )
-            logits, targets = self.peer.peer_logits(
-                {"input": batch["peer_input"], "target": batch["peer_target"]}
-            )
+            peer_batch = {"input": batch["peer_input"], "target": batch["peer_target"]}
+            peer_batch.update({k: batch[k] for k in (NEGATIVES, LOG_NQ) if k in batch})
+            logits, targets = self.peer.peer_logits(peer_batch)
             out = self.peer.loss_from_logits(logits, targets, int(batch["stage"]))
             weighted = self.config.peer_weight * out.total
             total = total + weighted

@@ -1,0 +1,185 @@
+"""The results store: keys, the guard against other configs/code, and make_results on top of it."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+import mmseq.results_store as store
+from mmseq.config import from_dict, load_experiment
+from mmseq.models import MODELS
+
+REPO = Path(__file__).resolve().parents[2]
+
+TINY = """
+data:
+  path: synthetic
+  synthetic: {num_users: 60, num_items: 40, seed: 0}
+split: {protocol: loo-full}
+model: {name: pop}
+train: {epochs: 1, threads: 1, progress: false}
+seed: 0
+"""
+
+
+def _results(**test) -> dict:
+    return {
+        "test": {"ndcg@10": 0.5, **test},
+        "valid": {"ndcg@10": 0.4},
+        "best_epoch": 3,
+        "epochs_run": 5,
+        "history": [
+            {
+                "epoch": 1,
+                "loss": {"total": 1.0, "ce": 1.0},
+                "valid": {"ndcg@10": 0.4, "hr@5": 0.1, "mrr": 0.2},
+                "seconds": 2.0,
+            }
+        ],
+        "seconds": {"fit": 10.0, "test": 1.0},
+    }
+
+
+def _cfg(tmp_path: Path, overrides: list[str] | None = None):
+    path = tmp_path / "tiny.yaml"
+    path.write_text(TINY)
+    return load_experiment(path, overrides or [])
+
+
+def test_defaults_written_out_are_the_same_run(tmp_path: Path) -> None:
+    a = store.StoreKey.of(_cfg(tmp_path, ["model.name=sasrec", "model.params={}"]))
+    b = store.StoreKey.of(
+        _cfg(tmp_path, ["model.name=sasrec", "model.params={loss: ce, dropout: 0.2}"])
+    )
+    c = store.StoreKey.of(_cfg(tmp_path, ["model.name=sasrec", "model.params={loss: sampled}"]))
+    d = store.StoreKey.of(_cfg(tmp_path, ["model.name=sasrec", "seed=1"]))
+    assert a == b and a.identity != c.identity and a.identity != d.identity
+    assert a.code == c.code  # same model class, same protocol code
+
+
+def test_round_trip_and_trimmed_history(tmp_path: Path) -> None:
+    cfg = _cfg(tmp_path)
+    entry = store.entry_from_results(cfg, _results(), provenance={"git_sha": "x"})
+    path = store.save(tmp_path / "store", cfg, entry)
+    assert path.parent.name == "pop" and path.stat().st_size < 4000
+    got = store.lookup(tmp_path / "store", cfg)
+    assert got["test"] == {"ndcg@10": 0.5} and got["wall_s"] == 11.0
+    assert got["history"] == [{"epoch": 1, "loss": 1.0, "valid": {"ndcg@10": 0.4}, "seconds": 2.0}]
+    assert store.lookup(tmp_path / "store", _cfg(tmp_path, ["seed=1"])) is None
+
+
+def test_other_code_version_is_never_returned(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = _cfg(tmp_path)
+    store.save(tmp_path / "s", cfg, store.entry_from_results(cfg, _results(), provenance={}))
+    monkeypatch.setattr(MODELS.get("pop"), "result_version", "2")
+    assert store.lookup(tmp_path / "s", cfg) is None
+    assert len(store.stale(tmp_path / "s")) == 1
+    monkeypatch.setattr(store, "EVAL_VERSION", "2")
+    monkeypatch.setattr(MODELS.get("pop"), "result_version", "1")
+    assert store.lookup(tmp_path / "s", cfg) is None
+
+
+def test_a_file_under_another_key_is_never_returned(tmp_path: Path) -> None:
+    cfg, other = _cfg(tmp_path), _cfg(tmp_path, ["seed=1"])
+    path = store.save(
+        tmp_path / "s", other, store.entry_from_results(other, _results(), provenance={})
+    )
+    shutil.copy(path, store.StoreKey.of(cfg).path(tmp_path / "s"))  # renamed: seed 1's numbers
+    assert store.lookup(tmp_path / "s", cfg) is None
+    entry = store.entry_from_results(cfg, _results(), provenance={})
+    entry["config"] = json.loads(path.read_text())["config"]  # right key, edited config
+    store.StoreKey.of(cfg).path(tmp_path / "s").write_text(json.dumps(entry))
+    assert store.lookup(tmp_path / "s", cfg) is None
+
+
+def test_results_without_test_metrics_are_not_stored(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="test metrics"):
+        store.entry_from_results(_cfg(tmp_path), {"test": None}, provenance={})
+
+
+# -- scripts/make_results.py on the store -----------------------------------------------------
+def _make_results():
+    spec = importlib.util.spec_from_file_location(
+        "make_results_script", REPO / "scripts" / "make_results.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _table(mr, tmp_path: Path):
+    (tmp_path / "tiny.yaml").write_text(TINY)
+    return from_dict(
+        mr.TableSpec,
+        {
+            "caption": "tiny",
+            "config": str(tmp_path / "tiny.yaml"),
+            "columns": ["ndcg@10"],
+            "seeds": [0, 1],
+            "set": ["train.epochs=1"],
+            "rows": [{"label": "POP", "set": []}],
+        },
+        where="test",
+    )
+
+
+def test_make_results_trains_only_what_is_missing_and_skips_stale(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mr = _make_results()
+    spec, root, runs = _table(mr, tmp_path), tmp_path / "store", tmp_path / "runs"
+    first = mr.run_table("tiny", spec, [0], None, runs, store=root)
+    assert len(first["rows"][0]["runs"]) == 2 and len(list(root.glob("pop/*.json"))) == 2
+
+    def no_training(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        raise AssertionError("a stored run was trained again")
+
+    monkeypatch.setattr(mr, "run_experiment", no_training)
+    again = mr.run_table("tiny", spec, [0], None, runs, store=root)
+    assert [r["test"] for r in again["rows"][0]["runs"]] == [
+        r["test"] for r in first["rows"][0]["runs"]
+    ]
+    # The code changed: the stored results are of other code, so none enters the table.
+    monkeypatch.setattr(MODELS.get("pop"), "result_version", "2")
+    stale = mr.run_table("tiny", spec, [0], None, runs, store=root, train=False)
+    assert stale["rows"][0]["runs"] == []
+    text = mr.to_markdown([stale], [0, 1], 0.0, "x.md")
+    assert "POP (0/2 seeds)" in text
+
+
+def test_reuse_imports_only_run_directories_of_the_same_config(tmp_path: Path) -> None:
+    mr = _make_results()
+    spec, runs = _table(mr, tmp_path), tmp_path / "runs"
+    mr.run_table("tiny", spec, [0], None, runs, store=tmp_path / "a")
+    run_dirs = sorted((runs / "tiny").iterdir())
+    assert len(run_dirs) == 2
+    # Seed 1's run directory put where seed 0's belongs: its recorded config is not the row's.
+    shutil.rmtree(run_dirs[0])
+    shutil.copytree(run_dirs[1], run_dirs[0])
+    table = mr.run_table(
+        "tiny", spec, [0], None, runs, reuse=True, store=tmp_path / "b", train=False
+    )
+    assert [r["seed"] for r in table["rows"][0]["runs"]] == [1]
+
+
+def test_validation_curves_average_the_seeds_by_epoch() -> None:
+    mr = _make_results()
+    runs = [
+        {
+            "history": [
+                {"epoch": 2, "valid": {"ndcg@10": 0.1}},
+                {"epoch": 4, "valid": {"ndcg@10": 0.3}},
+            ]
+        },
+        {"history": [{"epoch": 2, "valid": {"ndcg@10": 0.2}}, {"epoch": 3}]},
+    ]
+    lines = mr.validation_curves([{"model": "m", "runs": runs}], "ndcg@10")
+    assert lines[2] == "| model | 2 | 4 |" and lines[4] == "| m | 0.1500 | 0.3000 |"
