@@ -58,7 +58,7 @@ def test_make_results_links_and_writes_a_chart_per_table(tmp_path: Path, monkeyp
     spec.loader.exec_module(module)
     name = sorted(module.load_tables())[0]
 
-    def fake_table(table, spec_, seeds, max_epochs, out_root, reuse=False):  # noqa: ANN001, ANN202
+    def fake_table(table, spec_, seeds, max_epochs, out_root, *rest):  # noqa: ANN001, ANN202
         def run(hr: float) -> dict:
             return {"test": {"hr@10": hr}, "best_epoch": 1, "epochs_run": 2, "wall_s": 1.0}
 
