@@ -29,6 +29,7 @@ from mmseq.nn.ensemble_transformer import (
     EnsembleLinear,
     EnsembleTransformerEncoder,
 )
+from mmseq.nn.padding import KEY_ALIGN, last_states_by_length
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +75,7 @@ class EMKD(Recommender):
     """
 
     config_class = EMKDConfig
+    eval_by_length = True  # the evaluator batches users of similar length (less padding)
 
     def __init__(self, config: EMKDConfig, num_users: int, num_items: int) -> None:
         super().__init__(config, num_users, num_items)
@@ -208,7 +210,10 @@ class EMKD(Recommender):
         seq = inputs.seq_items[users]
         history = seq[:, max(0, seq.shape[1] - (self.config.max_len - 1)) :]  # (B, T-1)
         mask = torch.full_like(history[:, :1], self.mask_token)  # (B, 1)
-        h = self.encode(torch.cat([history, mask], 1))[:, :, -1]  # (N, B, d)
+        # Rows grouped by length, each without (most of) its padding: bit-identical to the padded
+        # batch's states at [MASK] (mmseq.nn.padding.KEY_ALIGN).
+        tokens = torch.cat([history, mask], 1)  # (B, T)
+        h = last_states_by_length(self.encode, tokens, multiple=KEY_ALIGN)  # (N, B, d)
         return self.item_logits(h)  # (N, B, num_items)
 
     def score_all(self, users: Tensor, inputs: ModelInputs) -> Tensor:

@@ -16,6 +16,7 @@ from mmseq.data.sampling import next_item_batches
 from mmseq.losses import cross_entropy_over_items
 from mmseq.models.base import LossOutput, ModelInputs, Recommender
 from mmseq.models.registry import MODELS
+from mmseq.nn.padding import last_states_by_length
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,7 @@ class GRU4Rec(Recommender):
     """
 
     config_class = GRU4RecConfig
+    eval_by_length = True  # the evaluator batches users of similar length (less padding)
 
     def __init__(self, config: GRU4RecConfig, num_users: int, num_items: int) -> None:
         super().__init__(config, num_users, num_items)
@@ -89,7 +91,13 @@ class GRU4Rec(Recommender):
         ce = cross_entropy_over_items(logits, target[valid])
         return LossOutput(ce, {"ce": ce.detach()})
 
+    def _last_state(self, seq: Tensor) -> Tensor:
+        """The state after each row's last item, as a one-column sequence: (B, T) -> (B, 1, d)."""
+        states, lengths = self._states(seq)  # (B, T, d)
+        rows = torch.arange(seq.shape[0], device=seq.device)
+        return states[rows, (lengths - 1).clamp_min(0)].unsqueeze(1)  # (B, 1, d)
+
     def score_all(self, users: Tensor, inputs: ModelInputs) -> Tensor:
-        states, lengths = self._states(inputs.seq_items[users])  # (B, T, d)
-        last = states[torch.arange(users.numel(), device=users.device), (lengths - 1).clamp_min(0)]
+        # Per length bucket: no GRU steps over padding (a GRU's cost is linear in the width).
+        last = last_states_by_length(self._last_state, inputs.seq_items[users])  # (B, d)
         return last @ self.item_embedding.weight[1:].T  # (B, num_items)

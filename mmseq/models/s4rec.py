@@ -30,6 +30,7 @@ from mmseq.models.base import LossOutput, ModelInputs, Recommender
 from mmseq.models.registry import MODELS
 from mmseq.models.sasrec import SASRec
 from mmseq.nn.grad_reverse import grad_reverse
+from mmseq.nn.padding import KEY_ALIGN, last_states_by_length
 from mmseq.nn.transformer import TransformerEncoder
 
 
@@ -101,6 +102,7 @@ class S4Rec(Recommender):
     """
 
     config_class = S4RecConfig
+    eval_by_length = True  # the evaluator batches users of similar length (less padding)
 
     def __init__(self, config: S4RecConfig, num_users: int, num_items: int) -> None:
         super().__init__(config, num_users, num_items)
@@ -179,5 +181,8 @@ class S4Rec(Recommender):
         return LossOutput(total, {k: v.detach() for k, v in terms.items()})
 
     def score_all(self, users: Tensor, inputs: ModelInputs) -> Tensor:
-        h = self.encode(inputs.seq_items[users])[:, -1]  # (B, d)
+        # Rows grouped by length, each group without (most of) its padding: bit-identical to the
+        # padded batch's last states (mmseq.nn.padding.KEY_ALIGN).
+        seq = inputs.seq_items[users, -self.config.max_len :]  # (B, T)
+        h = last_states_by_length(self.encode, seq, multiple=KEY_ALIGN)  # (B, d)
         return h @ self.item_embedding.weight[1 : self.num_items + 1].T  # (B, num_items)

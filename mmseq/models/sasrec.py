@@ -18,6 +18,7 @@ from mmseq.data.sampling import next_item_batches
 from mmseq.losses import cross_entropy_over_items
 from mmseq.models.base import LossOutput, ModelInputs, Recommender
 from mmseq.models.registry import MODELS
+from mmseq.nn.padding import KEY_ALIGN, last_states_by_length
 from mmseq.nn.transformer import TransformerEncoder
 
 
@@ -45,6 +46,7 @@ class SASRec(Recommender):
     """
 
     config_class = SASRecConfig
+    eval_by_length = True  # the evaluator batches users of similar length (less padding)
 
     def __init__(self, config: SASRecConfig, num_users: int, num_items: int) -> None:
         super().__init__(config, num_users, num_items)
@@ -84,5 +86,8 @@ class SASRec(Recommender):
         return LossOutput(ce, {"ce": ce.detach()})
 
     def score_all(self, users: Tensor, inputs: ModelInputs) -> Tensor:
-        h = self.encode(inputs.seq_items[users])[:, -1]  # (B, d)
+        # Rows grouped by length, each group without (most of) its padding: bit-identical to the
+        # padded batch's last states (mmseq.nn.padding.KEY_ALIGN).
+        seq = inputs.seq_items[users, -self.config.max_len :]  # (B, T)
+        h = last_states_by_length(self.encode, seq, multiple=KEY_ALIGN)  # (B, d)
         return h @ self.item_embedding.weight[1:].T  # (B, num_items)
