@@ -29,7 +29,7 @@ from mmseq.nn.ensemble_transformer import (
     EnsembleLinear,
     EnsembleTransformerEncoder,
 )
-from mmseq.nn.padding import KEY_ALIGN, last_states_by_length
+from mmseq.nn.padding import KEY_ALIGN, last_states_by_length, leading_padding
 
 log = logging.getLogger(__name__)
 
@@ -164,7 +164,11 @@ class EMKD(Recommender):
             views, labels = cloze_mask(tokens.repeat(m, 1), self.config.mask_prob,
                                        self.mask_token, generator,
                                        last_only_prob=self.config.last_only_prob)  # (M*B, T)
-            yield {"user": u, "input": tokens, "views": views, "target": labels}
+            # Columns that are padding in every row (and so in every view) are dropped: the loss
+            # is the padded batch's (to float rounding) at a fraction of the cost.
+            first = leading_padding(tokens)
+            yield {"user": u, "input": tokens[:, first:], "views": views[:, first:],
+                   "target": labels[:, first:]}
 
     def loss(self, batch: dict[str, Tensor], inputs: ModelInputs) -> LossOutput:
         cfg = self.config

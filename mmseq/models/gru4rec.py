@@ -16,7 +16,7 @@ from mmseq.data.sampling import next_item_batches
 from mmseq.losses import cross_entropy_over_items
 from mmseq.models.base import LossOutput, ModelInputs, Recommender
 from mmseq.models.registry import MODELS
-from mmseq.nn.padding import last_states_by_length
+from mmseq.nn.padding import last_states_by_length, masked_states_by_length
 
 
 @dataclass(frozen=True)
@@ -74,21 +74,26 @@ class GRU4Rec(Recommender):
         h, _ = self.gru(x)  # (B, T, hidden)
         return self.project(h), lengths  # (B, T, d)
 
+    def _left_states(self, seq: Tensor) -> Tensor:
+        """:meth:`_states` moved back to the left-padded layout of ``seq``: (B, T) -> (B, T, d)."""
+        states, lengths = self._states(seq)  # (B, T, d), right-aligned
+        t = seq.shape[1]
+        index = (torch.arange(t, device=seq.device) - (t - lengths)[:, None]) % t  # (B, T)
+        return states.gather(1, index[..., None].expand(-1, -1, states.shape[-1]))
+
     def training_batches(
         self, inputs: ModelInputs, batch_size: int, generator: torch.Generator
     ) -> Iterator[dict[str, Tensor]]:
         return next_item_batches(inputs.seq_items, batch_size, generator)
 
     def loss(self, batch: dict[str, Tensor], inputs: ModelInputs) -> LossOutput:
-        states, lengths = self._states(batch["input"])  # (B, T, d)
-        target = batch["target"][:, -states.shape[1] :]
-        # Targets are aligned with the left-padded input; roll them the same way.
-        t = target.shape[1]
-        index = (torch.arange(t, device=target.device) + (t - lengths)[:, None]) % t
-        target = target.gather(1, index)  # (B, T)
-        valid = target >= 0
-        logits = states[valid] @ self.item_embedding.weight[1:].T  # (M, num_items)
-        ce = cross_entropy_over_items(logits, target[valid])
+        seq = batch["input"][:, -self.config.max_len :]  # (B, T)
+        # Per length bucket, without most of the padding: the padded batch's labelled states.
+        states, target = masked_states_by_length(
+            self._left_states, seq, batch["target"][:, -seq.shape[1] :]
+        )  # (M, d), (M,)
+        logits = states @ self.item_embedding.weight[1:].T  # (M, num_items)
+        ce = cross_entropy_over_items(logits, target)
         return LossOutput(ce, {"ce": ce.detach()})
 
     def _last_state(self, seq: Tensor) -> Tensor:

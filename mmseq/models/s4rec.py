@@ -30,7 +30,11 @@ from mmseq.models.base import LossOutput, ModelInputs, Recommender
 from mmseq.models.registry import MODELS
 from mmseq.models.sasrec import SASRec
 from mmseq.nn.grad_reverse import grad_reverse
-from mmseq.nn.padding import KEY_ALIGN, last_states_by_length
+from mmseq.nn.padding import (
+    KEY_ALIGN,
+    last_states_by_length,
+    masked_and_last_states_by_length,
+)
 from mmseq.nn.transformer import TransformerEncoder
 
 
@@ -155,14 +159,16 @@ class S4Rec(Recommender):
     def loss(self, batch: dict[str, Tensor], inputs: ModelInputs) -> LossOutput:
         cfg = self.config
         b = batch["input"].shape[0]
-        h = self.encode(torch.cat([batch["input"], batch["view1"], batch["view2"]]))  # (3B, T, d)
-        h_seq = h[:b]  # (B, T, d)
-        target = batch["target"][:, -h.shape[1] :]  # (B, T)
-        valid = target >= 0
-        logits = h_seq[valid] @ self.item_embedding.weight[1 : self.num_items + 1].T
-        sr = cross_entropy_over_items(logits, target[valid])
+        tokens = torch.cat([batch["input"], batch["view1"], batch["view2"]])
+        tokens = tokens[:, -cfg.max_len :]  # (3B, T)
+        target = batch["target"][:, -tokens.shape[1] :]  # (B, T)
+        labels = torch.cat([target, torch.full_like(tokens[b:], -100)])  # (3B, T): no views'
+        # One encoding per length bucket: the labelled states and every row's last state.
+        h_seq, target, last = masked_and_last_states_by_length(self.encode, tokens, labels)
+        logits = h_seq @ self.item_embedding.weight[1 : self.num_items + 1].T
+        sr = cross_entropy_over_items(logits, target)
 
-        z, z1, z2 = h[:, -1].split(b)  # 3 x (B, d): the most recent position
+        z, z1, z2 = last.split(b)  # 3 x (B, d): the most recent position
         z_unit, mu_unit = F.normalize(z, dim=-1), F.normalize(self.prototypes, dim=-1)
         scores = z_unit @ mu_unit.T  # (B, K)
         targets = b * sinkhorn_knopp(scores.detach(), epsilon=cfg.sinkhorn_epsilon,

@@ -18,7 +18,7 @@ from mmseq.data.sampling import next_item_batches
 from mmseq.losses import cross_entropy_over_items
 from mmseq.models.base import LossOutput, ModelInputs, Recommender
 from mmseq.models.registry import MODELS
-from mmseq.nn.padding import KEY_ALIGN, last_states_by_length
+from mmseq.nn.padding import KEY_ALIGN, last_states_by_length, masked_states_by_length
 from mmseq.nn.transformer import TransformerEncoder
 
 
@@ -78,11 +78,11 @@ class SASRec(Recommender):
         return next_item_batches(inputs.seq_items, batch_size, generator)
 
     def loss(self, batch: dict[str, Tensor], inputs: ModelInputs) -> LossOutput:
-        h = self.encode(batch["input"])  # (B, T, d)
-        target = batch["target"][:, -h.shape[1] :]  # (B, T)
-        valid = target >= 0
-        logits = h[valid] @ self.item_embedding.weight[1:].T  # (M, num_items)
-        ce = cross_entropy_over_items(logits, target[valid])
+        seq = batch["input"][:, -self.config.max_len :]  # (B, T)
+        # Per length bucket, without most of the padding: the padded batch's labelled states.
+        h, target = masked_states_by_length(self.encode, seq, batch["target"][:, -seq.shape[1] :])
+        logits = h @ self.item_embedding.weight[1:].T  # (M, num_items)
+        ce = cross_entropy_over_items(logits, target)
         return LossOutput(ce, {"ce": ce.detach()})
 
     def score_all(self, users: Tensor, inputs: ModelInputs) -> Tensor:

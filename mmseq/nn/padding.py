@@ -131,19 +131,38 @@ def masked_states_by_length(
     Shapes:
         tokens, labels: (B, L); returns states (..., M, d) and labels (M,), M = #(labels >= 0).
     """
+    states, kept, _ = masked_and_last_states_by_length(encode, tokens, labels)
+    return states, kept
+
+
+def masked_and_last_states_by_length(
+    encode: Encoder, tokens: Tensor, labels: Tensor
+) -> tuple[Tensor, Tensor, Tensor]:
+    """:func:`masked_states_by_length` plus every row's state at its last column, from ONE
+    encoding of each bucket (a training batch that needs both encodes once).
+
+    Shapes:
+        tokens, labels: (B, L); returns states (..., M, d), labels (M,) and last states
+        (..., B, d) in the rows' order.
+    """
     if tokens.shape[0] == 0:
-        return encode(tokens).flatten(-3, -2)[..., :0, :], labels[labels >= 0]
+        h = encode(tokens)
+        return h.flatten(-3, -2)[..., :0, :], labels[labels >= 0], h[..., -1, :]
     width = tokens.shape[1]
-    states, keys = [], []
-    for rows in length_buckets(tokens):
+    states, keys, lasts, buckets = [], [], [], length_buckets(tokens)
+    for rows in buckets:
         first = leading_padding(tokens[rows])
         masked = labels[rows, first:] >= 0  # (b, w)
         h = encode(tokens[rows, first:])  # (..., b, w, d)
         states.append(h.flatten(-3, -2)[..., masked.flatten(), :])  # (..., m_b, d)
+        lasts.append(h[..., -1, :])  # (..., b, d)
         row, col = masked.nonzero(as_tuple=True)  # row-major within the bucket
         keys.append(rows[row] * width + first + col)  # flat position in (B, L)
     order = torch.argsort(torch.cat(keys))
-    return torch.cat(states, dim=-2)[..., order, :], labels[labels >= 0]
+    slot = torch.empty(tokens.shape[0], dtype=torch.long, device=tokens.device)
+    slot[torch.cat(buckets)] = torch.arange(tokens.shape[0], device=tokens.device)
+    last = torch.cat(lasts, dim=-2)[..., slot, :]  # (..., B, d)
+    return torch.cat(states, dim=-2)[..., order, :], labels[labels >= 0], last
 
 
 __all__ = [
@@ -151,6 +170,7 @@ __all__ = [
     "Encoder",
     "aligned_groups",
     "last_states_by_length",
+    "masked_and_last_states_by_length",
     "leading_padding",
     "length_buckets",
     "masked_states_by_length",
