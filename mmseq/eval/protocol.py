@@ -47,7 +47,11 @@ _SAMPLER_BLOCK = 1 << 22  # draws per rejection-sampling block (memory bound, no
 
 
 class RankingModel(Protocol):
-    """What :func:`evaluate` needs of a model (``mmseq.models.base.Recommender`` satisfies it)."""
+    """What :func:`evaluate` needs of a model (``mmseq.models.base.Recommender`` satisfies it).
+
+    Optional: a true ``eval_by_length`` attribute asks for batches of users of similar
+    ``inputs.seq_lengths`` (sequence models: less padding per batch; results unchanged).
+    """
 
     training: bool
 
