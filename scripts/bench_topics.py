@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import hashlib
 import json
 import logging
 import os
@@ -169,6 +170,39 @@ def bench_encode(args: argparse.Namespace) -> None:
     print(json.dumps(line))
 
 
+class PeakPss:
+    """Samples the PSS summed over this process and all its children (``psutil``, which reads
+    ``/proc/<pid>/smaps_rollup``) every ``interval`` seconds in a thread; ``peak`` in bytes."""
+
+    def __init__(self, interval: float = 0.5) -> None:
+        import threading
+
+        self.interval, self.peak, self._stop = interval, 0, threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        import psutil
+
+        me = psutil.Process()
+        while not self._stop.is_set():
+            total = 0
+            for proc in [me, *me.children(recursive=True)]:
+                try:
+                    total += proc.memory_full_info().pss
+                except (psutil.NoSuchProcess, psutil.AccessDenied):
+                    pass
+            self.peak = max(self.peak, total)
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> PeakPss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 def bench_end_to_end(args: argparse.Namespace) -> None:
     from mmseq.data.readers import load_interactions
     from mmseq.data.split import split_interactions
@@ -183,11 +217,14 @@ def bench_end_to_end(args: argparse.Namespace) -> None:
     )
     with tempfile.TemporaryDirectory() as cache:
         times = []
+        peaks = []
         for run in ("cold", "warm"):
             start = time.perf_counter()
-            ex = TopicExtractor(cfg, progress=True)
-            topics = ex.fit(fit, cache_dir=cache)
+            with PeakPss() as pss:
+                ex = TopicExtractor(cfg, progress=True)
+                topics = ex.fit(fit, cache_dir=cache)
             times.append(time.perf_counter() - start)
+            peaks.append(pss.peak)
             print(
                 f"{run}: {times[-1]:.1f}s, cache hit {ex.cache_hit_}, stages "
                 f"{ {k: round(v, 1) for k, v in ex.timings_.items()} }"
@@ -203,6 +240,9 @@ def bench_end_to_end(args: argparse.Namespace) -> None:
                 "outlier_share": round(meta["outlier_share"], 4),
                 "cold_s": round(times[0], 1),
                 "warm_s": round(times[1], 2),
+                "cold_sentences_per_s": round(meta["sentences"]["sentences"] / times[0], 1),
+                "cold_peak_pss_gib": round(peaks[0] / 2**30, 3),
+                "topic_sizes_sha": hashlib.sha256(str(meta["topic_sizes"]).encode()).hexdigest(),
             }
         )
     )

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -94,6 +95,9 @@ def default_clusterer(cfg: TopicConfig) -> Any:
 
     return HDBSCAN(
         min_cluster_size=cfg.min_topic_size,
+        # hdbscan's default of 4 processes for the core distances, whatever the machine, each
+        # with a copy of the data; the distances are exact, so the count changes no topic.
+        core_dist_n_jobs=max(1, min(4, len(os.sched_getaffinity(0)))),
         min_samples=cfg.min_samples or None,
         metric="euclidean",
         cluster_selection_method="eom",
@@ -229,6 +233,11 @@ class TopicExtractor:
         self.cache_hit_ = False
 
         embeddings = self._embed(sentences, encoder_id, cache)  # (S, d)
+        # The encoder's worker processes (forked, each holding the model) are idle from here on:
+        # end them before UMAP and HDBSCAN allocate, so that the two peaks never add up.
+        close = getattr(self.encoder, "close", None)
+        if callable(close):
+            close()
         result = self._cluster(train, sentences, embeddings)
         meta = {
             **dict(result.assignments.meta),

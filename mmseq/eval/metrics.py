@@ -68,14 +68,22 @@ def check_scores(scores: Tensor, users: Tensor, *, where: str = "scores") -> Non
 
 
 def pessimistic_rank(
-    scores: Tensor, rows: Tensor | None, cols: Tensor, *, max_elements: int = 1 << 24
+    scores: Tensor,
+    rows: Tensor | None,
+    cols: Tensor,
+    *,
+    max_elements: int = 1 << 24,
+    cap: int | None = None,
 ) -> Tensor:
     """0-based pessimistic rank of ``scores[rows[t], cols[t]]`` within row ``rows[t]``.
 
     .. math:: r_t = \\#\\{j : s_{\\text{row}_t, j} \\ge s_{\\text{row}_t, \\text{col}_t}\\} - 1
 
-    Exact and sort-free. Targets are processed in blocks of at most ``max_elements`` compared
-    scores so that many targets per user do not materialise a (T, C) matrix at once.
+    Exact. Without ``cap`` it is sort-free: targets are compared with their row in blocks of at
+    most ``max_elements`` compared scores, so many targets per user never materialise a (T, C)
+    matrix at once. With ``cap`` it returns ``min(r_t, cap)`` from one ``topk(cap)`` per row
+    (:func:`capped_pessimistic_rank`): all that HR, NDCG and Recall at cut-offs ``<= cap`` read,
+    and as cheap as a plain top-k however many targets a row has.
 
     Args:
         scores: (B, C) scores; ``-inf`` marks excluded candidates (they never outrank a target
@@ -84,9 +92,11 @@ def pessimistic_rank(
             ``rows = arange(B)``; avoids copying rows).
         cols: (T,) int64 column of each target.
         max_elements: block size in compared elements (default: 2**24).
+        cap: None for exact ranks, else ranks above ``cap`` are returned as ``cap``
+            (default: None).
 
     Returns:
-        (T,) int64 ranks in ``[0, C)``.
+        (T,) int64 ranks in ``[0, C)`` (``[0, cap]`` with ``cap``).
     """
     if scores.dim() != 2:
         raise ValueError(f"Expected 'scores' of shape (B, C) (got {tuple(scores.shape)})")
@@ -97,6 +107,11 @@ def pessimistic_rank(
             f"(got cols {tuple(cols.shape)}, expected {expected})"
         )
     num_targets, num_candidates = cols.numel(), scores.size(1)
+    if cap is not None:
+        if cap < 1:
+            raise ValueError(f"Expected 'cap' >= 1 (got {cap})")
+        if cap < num_candidates and num_targets:
+            return capped_pessimistic_rank(scores, rows, cols, cap)
     out = torch.empty(num_targets, dtype=torch.long, device=scores.device)
     block = max(1, max_elements // max(1, num_candidates))
     for start in range(0, num_targets, block):  # a loop over blocks of targets, not over users
@@ -108,7 +123,44 @@ def pessimistic_rank(
         target = block_scores.gather(1, cols[start:stop].unsqueeze(1))  # (t, 1)
         # int32 accumulation is about twice as fast as the default int64 here, and exact.
         out[start:stop] = (block_scores >= target).sum(dim=1, dtype=torch.int32) - 1
-    return out
+    return out if cap is None else out.clamp_max(cap)
+
+
+def capped_pessimistic_rank(scores: Tensor, rows: Tensor | None, cols: Tensor, cap: int) -> Tensor:
+    """``min(r_t, cap)`` for the pessimistic ranks ``r_t`` of :func:`pessimistic_rank`, exact.
+
+    With ``v`` the row's ``cap``-th largest score (``topk``) and ``x`` the target's score: if
+    ``x > v`` every score ``>= x`` is among the top ``cap``, so ``r = #(top >= x) - 1``; if
+    ``x == v`` the scores ``>= x`` are the top ones ``> x`` plus every score of the row equal to
+    ``x`` (counted over the whole row, for the rows where this happens only); if ``x < v`` all
+    ``cap`` top scores beat it, so ``r >= cap``. Only the targets with ``x >= v`` (about ``cap``
+    per row, however many targets a row has) are compared with anything.
+
+    Shapes:
+        scores: (B, C) with ``cap < C``; rows: (T,) or None (one target per row); cols: (T,);
+        returns (T,) int64 in ``[0, cap]``.
+    """
+    top = scores.topk(cap, dim=1, sorted=False).values  # (B, cap)
+    last = top.min(dim=1).values  # (B,) the cap-th largest score
+    if rows is None:
+        rows = torch.arange(scores.size(0), device=scores.device)
+    flat = rows * scores.size(1) + cols  # (T,) index_select is much faster than scores[rows, cols]
+    target = scores.reshape(-1).index_select(0, flat)  # (T,)
+    ranks = torch.full_like(cols, cap)
+    # Only targets at or above their row's cut can rank below ``cap``: few of them.
+    near = torch.nonzero(target >= last.index_select(0, rows)).flatten()  # (t,)
+    if near.numel():
+        near_rows, near_target = rows[near], target[near]
+        near_top = top.index_select(0, near_rows)  # (t, cap)
+        count = (near_top >= near_target[:, None]).sum(dim=1)  # (t,) #(top >= x)
+        tied = near_target == last[near_rows]  # (t,) tied with the cut
+        if bool(tied.any()):
+            tie_rows, tie_inverse = torch.unique(near_rows[tied], return_inverse=True)
+            equal = (scores.index_select(0, tie_rows) == last[tie_rows, None]).sum(dim=1)  # (R,)
+            above = (near_top[tied] > near_target[tied, None]).sum(dim=1)
+            count[tied] = above + equal[tie_inverse]
+        ranks[near] = (count - 1).clamp_max(cap)
+    return ranks
 
 
 def _check(ranks: Tensor, segment: Tensor, k: int | None = None) -> None:

@@ -50,7 +50,11 @@ _SAMPLER_BLOCK = 1 << 22  # draws per rejection-sampling block (memory bound, no
 
 
 class RankingModel(Protocol):
-    """What :func:`evaluate` needs of a model (``mmseq.models.base.Recommender`` satisfies it)."""
+    """What :func:`evaluate` needs of a model (``mmseq.models.base.Recommender`` satisfies it).
+
+    Optional: a true ``eval_by_length`` attribute asks for batches of users of similar
+    ``inputs.seq_lengths`` (sequence models: less padding per batch; results unchanged).
+    """
 
     training: bool
 
@@ -318,21 +322,73 @@ def mask_rows(
     return scores.index_put((rows, cols), minus_inf)
 
 
+def _permute_csr(indptr: Tensor, indices: Tensor, order: Tensor) -> tuple[Tensor, Tensor]:
+    """CSR rows taken in ``order``: row ``r`` of the result is row ``order[r]`` of the input.
+
+    Shapes:
+        indptr: (U + 1,), indices: (N,), order: (U,) a permutation; returns (U + 1,), (N,).
+    """
+    lengths = (indptr[1:] - indptr[:-1])[order]  # (U,)
+    new_indptr = torch.zeros_like(indptr)
+    torch.cumsum(lengths, 0, out=new_indptr[1:])
+    row = torch.repeat_interleave(torch.arange(order.numel()), lengths)  # (N,)
+    source = indptr[:-1][order][row] + torch.arange(row.numel()) - new_indptr[:-1][row]
+    return new_indptr, indices[source.to(indices.device)]
+
+
+def _length_order(model: RankingModel, inputs: Any, task: EvalTask) -> Tensor | None:
+    """Users by ascending sequence length (stable) for models that encode sequences
+    (``eval_by_length``), so that each batch is trimmed to about its rows' own length; else None.
+    """
+    lengths = getattr(inputs, "seq_lengths", None)
+    if not getattr(model, "eval_by_length", False) or lengths is None:
+        return None
+    return torch.argsort(lengths.cpu()[task.users], stable=True)
+
+
+def _mask_history(scores: Tensor, rows: Tensor, cols: Tensor) -> tuple[Tensor, Tensor | None]:
+    """``scores`` with ``(rows, cols)`` set to ``-inf``, and the overwritten values (or None).
+
+    In place when ``scores`` is contiguous (it may be a model's own tensor: the caller writes
+    the returned values back), else on a copy.
+    """
+    minus_inf = torch.tensor(float("-inf"), dtype=scores.dtype, device=scores.device)
+    if not scores.is_contiguous() or scores.requires_grad:
+        return scores.index_put((rows, cols), minus_inf), None
+    saved = scores[rows, cols]
+    return scores.index_put_((rows, cols), minus_inf), saved
+
+
 def evaluate_per_user(
     model: RankingModel, inputs: Any, task: EvalTask, *, batch_size: int = 1024
 ) -> dict[str, Tensor]:
     """Per-user metric values: ``{name: (U,) float64 CPU tensor}``, rows aligned with ``users``.
 
-    Same arguments as :func:`evaluate`, which averages these.
+    Same arguments as :func:`evaluate`, which averages these. Models with ``eval_by_length``
+    are scored in batches of users of similar sequence length (each user's values are the same;
+    only the batching changes). Without MRR among the metrics, ranks are computed capped at the
+    largest cut-off (:func:`~mmseq.eval.metrics.capped_pessimistic_rank`): HR, NDCG and Recall
+    read nothing else.
     """
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"Expected 'batch_size' to be a positive integer (got {batch_size!r})")
     device = inputs.device
-    users = task.users.to(device)
-    target_indices = task.target_indices.to(device)
-    history_indices = task.history_indices.to(device)
-    candidates = None if task.candidates is None else task.candidates.to(device)
-    num_targets = task.target_indptr[1:] - task.target_indptr[:-1]  # (U,) on the CPU
+    order = _length_order(model, inputs, task)
+    users, candidates = task.users, task.candidates
+    target_indptr, target_indices = task.target_indptr, task.target_indices
+    history_indptr, history_indices = task.history_indptr, task.history_indices
+    if order is not None:
+        users = users[order]
+        candidates = None if candidates is None else candidates[order]
+        target_indptr, target_indices = _permute_csr(target_indptr, target_indices, order)
+        history_indptr, history_indices = _permute_csr(history_indptr, history_indices, order)
+    users = users.to(device)
+    target_indices = target_indices.to(device)
+    history_indices = history_indices.to(device)
+    candidates = None if candidates is None else candidates.to(device)
+    num_targets = target_indptr[1:] - target_indptr[:-1]  # (U,) on the CPU
+    one_each = bool((num_targets == 1).all())  # leave-one-out: target t belongs to row t
+    cap = None if "mrr" in task.metrics else max(task.ks)
     where = f"scores of {type(model).__name__} ({task.protocol}/{task.stage})"
     was_training = model.training
     chunks = []
@@ -359,12 +415,16 @@ def evaluate_per_user(
                         ranks = pessimistic_rank(scores, None, torch.zeros_like(batch_users))
                         segment = torch.arange(stop - start, device=device)
                     else:
-                        scores = mask_rows(scores, task.history_indptr, history_indices,
-                                           start, stop)
+                        rows, cols = _csr_rows(history_indptr, history_indices, start, stop)
+                        scores, saved = _mask_history(scores, rows, cols)
                         segment, target_cols = _csr_rows(
-                            task.target_indptr, target_indices, start, stop
+                            target_indptr, target_indices, start, stop
                         )
-                        ranks = pessimistic_rank(scores, segment, target_cols)
+                        ranks = pessimistic_rank(
+                            scores, None if one_each else segment, target_cols, cap=cap
+                        )
+                        if saved is not None:
+                            scores.index_put_((rows, cols), saved)  # the model's values back
                     counts = num_targets[start:stop].to(device)
                     chunks.append(per_user_metrics(task.metrics, ranks, segment, counts).cpu())
             finally:
@@ -372,6 +432,8 @@ def evaluate_per_user(
     finally:
         model.train(was_training)
     values = torch.cat(chunks) if chunks else torch.zeros(0, len(task.metrics), dtype=torch.float64)
+    if order is not None:
+        values = torch.empty_like(values).index_copy_(0, order, values)  # back to task order
     return {name: values[:, j] for j, name in enumerate(task.metrics)}
 
 

@@ -35,6 +35,7 @@ from mmseq.nn.ensemble_transformer import (
     EnsembleLinear,
     EnsembleTransformerEncoder,
 )
+from mmseq.nn.padding import KEY_ALIGN, last_states_by_length, leading_padding
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +81,7 @@ class EMKD(Recommender):
     """
 
     config_class = EMKDConfig
+    eval_by_length = True  # the evaluator batches users of similar length (less padding)
 
     def __init__(self, config: EMKDConfig, num_users: int, num_items: int) -> None:
         super().__init__(config, num_users, num_items)
@@ -170,7 +172,11 @@ class EMKD(Recommender):
             views, labels = cloze_mask(tokens.repeat(m, 1), self.config.mask_prob,
                                        self.mask_token, generator,
                                        last_only_prob=self.config.last_only_prob)  # (M*B, T)
-            yield {"user": u, "input": tokens, "views": views, "target": labels}
+            # Columns that are padding in every row (and so in every view) are dropped: the loss
+            # is the padded batch's (to float rounding) at a fraction of the cost.
+            first = leading_padding(tokens)
+            yield {"user": u, "input": tokens[:, first:], "views": views[:, first:],
+                   "target": labels[:, first:]}
 
     def loss(self, batch: dict[str, Tensor], inputs: ModelInputs) -> LossOutput:
         cfg = self.config
@@ -223,7 +229,10 @@ class EMKD(Recommender):
         seq = inputs.seq_items[users]
         history = seq[:, max(0, seq.shape[1] - (self.config.max_len - 1)) :]  # (B, T-1)
         mask = torch.full_like(history[:, :1], self.mask_token)  # (B, 1)
-        h = self.encode(torch.cat([history, mask], 1))[:, :, -1]  # (N, B, d)
+        # Rows grouped by length, each without (most of) its padding: bit-identical to the padded
+        # batch's states at [MASK] (mmseq.nn.padding.KEY_ALIGN).
+        tokens = torch.cat([history, mask], 1)  # (B, T)
+        h = last_states_by_length(self.encode, tokens, multiple=KEY_ALIGN)  # (N, B, d)
         return self.item_logits(h)  # (N, B, num_items)
 
     def score_all(self, users: Tensor, inputs: ModelInputs) -> Tensor:

@@ -16,6 +16,7 @@ from mmseq.data.sampling import next_item_batches
 from mmseq.losses import cross_entropy_over_items
 from mmseq.models.base import LossOutput, ModelInputs, Recommender
 from mmseq.models.registry import MODELS
+from mmseq.nn.padding import last_states_by_length, masked_states_by_length
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,7 @@ class GRU4Rec(Recommender):
     """
 
     config_class = GRU4RecConfig
+    eval_by_length = True  # the evaluator batches users of similar length (less padding)
 
     def __init__(self, config: GRU4RecConfig, num_users: int, num_items: int) -> None:
         super().__init__(config, num_users, num_items)
@@ -72,24 +74,35 @@ class GRU4Rec(Recommender):
         h, _ = self.gru(x)  # (B, T, hidden)
         return self.project(h), lengths  # (B, T, d)
 
+    def _left_states(self, seq: Tensor) -> Tensor:
+        """:meth:`_states` moved back to the left-padded layout of ``seq``: (B, T) -> (B, T, d)."""
+        states, lengths = self._states(seq)  # (B, T, d), right-aligned
+        t = seq.shape[1]
+        index = (torch.arange(t, device=seq.device) - (t - lengths)[:, None]) % t  # (B, T)
+        return states.gather(1, index[..., None].expand(-1, -1, states.shape[-1]))
+
     def training_batches(
         self, inputs: ModelInputs, batch_size: int, generator: torch.Generator
     ) -> Iterator[dict[str, Tensor]]:
         return next_item_batches(inputs.seq_items, batch_size, generator)
 
     def loss(self, batch: dict[str, Tensor], inputs: ModelInputs) -> LossOutput:
-        states, lengths = self._states(batch["input"])  # (B, T, d)
-        target = batch["target"][:, -states.shape[1] :]
-        # Targets are aligned with the left-padded input; roll them the same way.
-        t = target.shape[1]
-        index = (torch.arange(t, device=target.device) + (t - lengths)[:, None]) % t
-        target = target.gather(1, index)  # (B, T)
-        valid = target >= 0
-        logits = states[valid] @ self.item_embedding.weight[1:].T  # (M, num_items)
-        ce = cross_entropy_over_items(logits, target[valid])
+        seq = batch["input"][:, -self.config.max_len :]  # (B, T)
+        # Per length bucket, without most of the padding: the padded batch's labelled states.
+        states, target = masked_states_by_length(
+            self._left_states, seq, batch["target"][:, -seq.shape[1] :]
+        )  # (M, d), (M,)
+        logits = states @ self.item_embedding.weight[1:].T  # (M, num_items)
+        ce = cross_entropy_over_items(logits, target)
         return LossOutput(ce, {"ce": ce.detach()})
 
+    def _last_state(self, seq: Tensor) -> Tensor:
+        """The state after each row's last item, as a one-column sequence: (B, T) -> (B, 1, d)."""
+        states, lengths = self._states(seq)  # (B, T, d)
+        rows = torch.arange(seq.shape[0], device=seq.device)
+        return states[rows, (lengths - 1).clamp_min(0)].unsqueeze(1)  # (B, 1, d)
+
     def score_all(self, users: Tensor, inputs: ModelInputs) -> Tensor:
-        states, lengths = self._states(inputs.seq_items[users])  # (B, T, d)
-        last = states[torch.arange(users.numel(), device=users.device), (lengths - 1).clamp_min(0)]
+        # Per length bucket: no GRU steps over padding (a GRU's cost is linear in the width).
+        last = last_states_by_length(self._last_state, inputs.seq_items[users])  # (B, d)
         return last @ self.item_embedding.weight[1:].T  # (B, num_items)

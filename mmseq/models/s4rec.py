@@ -36,6 +36,11 @@ from mmseq.models.item_loss import (
 from mmseq.models.registry import MODELS
 from mmseq.models.sasrec import SASRec
 from mmseq.nn.grad_reverse import grad_reverse
+from mmseq.nn.padding import (
+    KEY_ALIGN,
+    last_states_by_length,
+    masked_and_last_states_by_length,
+)
 from mmseq.nn.transformer import TransformerEncoder
 
 
@@ -107,6 +112,7 @@ class S4Rec(Recommender):
     """
 
     config_class = S4RecConfig
+    eval_by_length = True  # the evaluator batches users of similar length (less padding)
 
     def __init__(self, config: S4RecConfig, num_users: int, num_items: int) -> None:
         super().__init__(config, num_users, num_items)
@@ -161,17 +167,18 @@ class S4Rec(Recommender):
     def loss(self, batch: dict[str, Tensor], inputs: ModelInputs) -> LossOutput:
         cfg = self.config
         b = batch["input"].shape[0]
-        h = self.encode(torch.cat([batch["input"], batch["view1"], batch["view2"]]))  # (3B, T, d)
-        h_seq = h[:b]  # (B, T, d)
-        target = batch["target"][:, -h.shape[1] :]  # (B, T)
-        valid = target >= 0
-        logits, labels = item_softmax_logits(  # full (M, num_items) or sampled (M, 1 + N)
-            self.config, batch, h_seq[valid], self.item_embedding.weight[1 : self.num_items + 1],
-            target[valid],
+        tokens = torch.cat([batch["input"], batch["view1"], batch["view2"]])
+        tokens = tokens[:, -cfg.max_len :]  # (3B, T)
+        target = batch["target"][:, -tokens.shape[1] :]  # (B, T)
+        labels = torch.cat([target, torch.full_like(tokens[b:], -100)])  # (3B, T): no views'
+        # One encoding per length bucket: the labelled states and every row's last state.
+        h_seq, target, last = masked_and_last_states_by_length(self.encode, tokens, labels)
+        logits, item_labels = item_softmax_logits(  # full (M, num_items) or sampled (M, 1 + N)
+            self.config, batch, h_seq, self.item_embedding.weight[1 : self.num_items + 1], target
         )
-        sr = cross_entropy_over_items(logits, labels)
+        sr = cross_entropy_over_items(logits, item_labels)
 
-        z, z1, z2 = h[:, -1].split(b)  # 3 x (B, d): the most recent position
+        z, z1, z2 = last.split(b)  # 3 x (B, d): the most recent position
         z_unit, mu_unit = F.normalize(z, dim=-1), F.normalize(self.prototypes, dim=-1)
         scores = z_unit @ mu_unit.T  # (B, K)
         targets = b * sinkhorn_knopp(scores.detach(), epsilon=cfg.sinkhorn_epsilon,
@@ -190,5 +197,8 @@ class S4Rec(Recommender):
         return LossOutput(total, {k: v.detach() for k, v in terms.items()})
 
     def score_all(self, users: Tensor, inputs: ModelInputs) -> Tensor:
-        h = self.encode(inputs.seq_items[users])[:, -1]  # (B, d)
+        # Rows grouped by length, each group without (most of) its padding: bit-identical to the
+        # padded batch's last states (mmseq.nn.padding.KEY_ALIGN).
+        seq = inputs.seq_items[users, -self.config.max_len :]  # (B, T)
+        h = last_states_by_length(self.encode, seq, multiple=KEY_ALIGN)  # (B, d)
         return h @ self.item_embedding.weight[1 : self.num_items + 1].T  # (B, num_items)

@@ -25,6 +25,7 @@ from mmseq.models.item_loss import (
     item_softmax_logits,
 )
 from mmseq.models.registry import MODELS
+from mmseq.nn.padding import KEY_ALIGN, last_states_by_length, masked_states_by_length
 from mmseq.nn.transformer import TransformerEncoder
 
 
@@ -52,6 +53,7 @@ class SASRec(Recommender):
     """
 
     config_class = SASRecConfig
+    eval_by_length = True  # the evaluator batches users of similar length (less padding)
 
     def __init__(self, config: SASRecConfig, num_users: int, num_items: int) -> None:
         super().__init__(config, num_users, num_items)
@@ -85,15 +87,18 @@ class SASRec(Recommender):
         return next_item_batches(inputs.seq_items, batch_size, generator)
 
     def loss(self, batch: dict[str, Tensor], inputs: ModelInputs) -> LossOutput:
-        h = self.encode(batch["input"])  # (B, T, d)
-        target = batch["target"][:, -h.shape[1] :]  # (B, T)
-        valid = target >= 0
+        seq = batch["input"][:, -self.config.max_len :]  # (B, T)
+        # Per length bucket, without most of the padding: the padded batch's labelled states.
+        h, target = masked_states_by_length(self.encode, seq, batch["target"][:, -seq.shape[1] :])
         logits, labels = item_softmax_logits(  # (M, num_items) or (M, 1 + N) sampled
-            self.config, batch, h[valid], self.item_embedding.weight[1:], target[valid]
+            self.config, batch, h, self.item_embedding.weight[1:], target
         )
         ce = cross_entropy_over_items(logits, labels)
         return LossOutput(ce, {"ce": ce.detach()})
 
     def score_all(self, users: Tensor, inputs: ModelInputs) -> Tensor:
-        h = self.encode(inputs.seq_items[users])[:, -1]  # (B, d)
+        # Rows grouped by length, each group without (most of) its padding: bit-identical to the
+        # padded batch's last states (mmseq.nn.padding.KEY_ALIGN).
+        seq = inputs.seq_items[users, -self.config.max_len :]  # (B, T)
+        h = last_states_by_length(self.encode, seq, multiple=KEY_ALIGN)  # (B, d)
         return h @ self.item_embedding.weight[1:].T  # (B, num_items)

@@ -136,3 +136,20 @@ def test_missing_item_graph_is_an_artifact_error() -> None:
         model.score_all(torch.tensor([0]), _inputs(_graph()))
     with pytest.raises(ValueError, match="item_graph_layers"):
         LightGCNConfig(item_graph_layers=0)
+
+
+def test_propagation_is_pygs_lgconv_bit_for_bit() -> None:
+    # LightGCN runs torch.sparse.mm itself so that training it never imports PyG (which pulls
+    # transformers and numba); the numbers are those of PyG's LGConv(normalize=False).
+    from torch_geometric.nn import LGConv
+
+    g = torch.Generator().manual_seed(0)
+    dense = (torch.rand(30, 30, generator=g) < 0.2).float() * torch.rand(30, 30, generator=g)
+    adj = dense.to_sparse_csr()
+    x = torch.randn(30, 8, generator=g, requires_grad=True)
+    ours = torch.sparse.mm(adj, x)
+    theirs = LGConv(normalize=False)(x, adj)
+    assert torch.equal(ours, theirs)
+    (g_ours,) = torch.autograd.grad(ours.sum(), x)
+    (g_theirs,) = torch.autograd.grad(theirs.sum(), x)
+    assert torch.equal(g_ours, g_theirs)

@@ -8,10 +8,13 @@ import torch
 from mmseq.models.bert4rec import BERT4Rec, BERT4RecConfig
 from mmseq.models.peerrec import PeerRec, PeerRecConfig
 from mmseq.nn.padding import (
+    KEY_ALIGN,
+    aligned_groups,
     last_states_by_length,
     leading_padding,
     length_buckets,
     masked_states_by_length,
+    row_lengths,
     trim_left_padding,
 )
 
@@ -76,3 +79,27 @@ def test_bucketed_states_equal_the_padded_batchs(name: str) -> None:
         none_h, none_t = masked_states_by_length(model.encode, tokens[:0], labels[:0])
         assert none_h.shape[-2:] == (0, 8) and none_t.numel() == 0
         assert last_states_by_length(model.encode, tokens[:0]).shape[-2:] == (0, 8)
+
+
+def test_aligned_groups_by_hand() -> None:
+    tokens = torch.tensor([[0, 0, 0, 0, 9], [0, 4, 5, 6, 7], [0, 0, 0, 7, 8], [0, 0, 0, 0, 0]])
+    # lengths 1, 4, 2, 0 (counts as 1); width 5, multiple 2 -> widths 1, 5, 3, 1
+    groups = [(rows.tolist(), w) for rows, w in aligned_groups(tokens, 2)]
+    assert groups == [([0, 3], 1), ([2], 3), ([1], 5)]
+    assert row_lengths(tokens).tolist() == [1, 4, 2, 1]
+    with pytest.raises(ValueError, match="multiple"):
+        aligned_groups(tokens, 0)
+
+
+@pytest.mark.parametrize("width", [50, 200])
+def test_key_aligned_trimming_is_bit_identical_for_attention(width: int) -> None:
+    from mmseq.models.sasrec import SASRec, SASRecConfig
+
+    torch.manual_seed(0)
+    model = SASRec(SASRecConfig(embedding_dim=16, max_len=width, num_heads=2), 1, 30).eval()
+    lengths = [1, 2, 5, 9, 17, 18, 19, 33, 40, width - 1, width][: 8 if width == 50 else None]
+    tokens = _left_padded([min(n, width) for n in lengths], width, 30, seed=3)
+    with torch.no_grad():
+        padded = model.encode(tokens)[:, -1]
+        grouped = last_states_by_length(model.encode, tokens, multiple=KEY_ALIGN)
+    assert torch.equal(grouped, padded)
