@@ -32,7 +32,8 @@ import mmseq
 after_import = sorted(m for m in {heavy!r} if m in sys.modules)
 from graphs.compose import build_all
 from mmseq.config import ExperimentConfig, from_dict
-from mmseq.train.experiment import prepare_data, run_experiment
+from mmseq.data.prepare import prepare_data
+from mmseq.train.experiment import run_experiment
 cfg = from_dict(ExperimentConfig, {{
     "data": {{"path": "synthetic", "synthetic": {{"num_users": 40, "num_items": 30, "seed": 0}}}},
     "split": {{"protocol": "ratio-80-20"}},
@@ -41,7 +42,7 @@ cfg = from_dict(ExperimentConfig, {{
     "train": {{"epochs": 1, "batch_size": 64, "progress": False, "device": "cpu", "max_len": 8}},
     "output_dir": {out!r}, "artifacts_dir": {out!r},
 }}, where="test")
-bundle = build_all(list(cfg.graphs), prepare_data(cfg).split.fit, topics=None, cache_dir=None)
+bundle = build_all(list(cfg.graphs), prepare_data(cfg).split.fit, artifacts={{}}, cache_dir=None)
 run_experiment(cfg, graphs=bundle, resume=False)
 print(json.dumps({{"import": after_import,
                   "train": sorted(m for m in {heavy!r} if m in sys.modules)}}))
