@@ -15,7 +15,8 @@ Pieces (each a layer or pure function elsewhere; this module only wires them):
   (:mod:`mmseq.nn.rating_time_attention`);
 * adaptive gated fusion of the long- and short-term user representations
   (:mod:`mmseq.nn.gated_fusion`); ``score(u, i) = e_u . e_i``;
-* loss ``BPR + gamma2 * Loss_SD + lambda * L2(batch ego embeddings)``.
+* loss ``BPR + gamma2 * Loss_SD + lambda * L2(batch ego embeddings)``; ``score_loss: ce``
+  replaces BPR (one sampled negative) by softmax cross-entropy over all items on the same score.
 
 The four ablations of methods.md 1.8 are values of ``SDMTMPConfig.ablation``, not copies.
 """
@@ -32,7 +33,7 @@ from torch import Tensor, nn
 from mmseq.data.graph_bundle import GraphPart
 from mmseq.data.sampling import PositivePairsCache, bpr_batches
 from mmseq.errors import ArtifactError
-from mmseq.losses.ranking import bpr_loss, l2_regularization
+from mmseq.losses.ranking import bpr_loss, cross_entropy_over_items, l2_regularization
 from mmseq.losses.self_distillation import contrastive_alignment, self_distillation_loss
 from mmseq.models.base import EmbeddingRecommender, LossOutput, ModelInputs
 from mmseq.models.registry import MODELS
@@ -51,6 +52,24 @@ RATING_GRAPH = "rating_graph"
 USER_TOPIC_GRAPH = "user_topic_hypergraph"
 ITEM_TOPIC_GRAPH = "item_topic_hypergraph"
 Ablation = Literal["none", "w/o-H", "w/o-S1", "w/o-S2", "w/o-A"]
+ScoreLoss = Literal["bpr", "ce"]
+
+
+def score_loss(users: Tensor, items: Tensor, pos: Tensor, neg: Tensor,
+               kind: ScoreLoss = "bpr") -> tuple[str, Tensor]:
+    """``(name, value)`` of the loss on ``score(u, i) = e_u . e_i``.
+
+    ``bpr``: :func:`bpr_loss` of the positive against the one sampled negative (the paper);
+    ``ce``: softmax cross-entropy of the positive over ALL items (``neg`` unused), the loss
+    that makes sequence models strong. A leading peer axis on ``users`` is averaged over.
+
+    Shapes:
+        users: (..., B, d); items: (n, d); pos, neg: (B,) item indices; returns a scalar.
+    """
+    if kind == "bpr":
+        return "bpr", bpr_loss((users * items[pos]).sum(-1), (users * items[neg]).sum(-1))
+    logits = users @ items.T  # (..., B, n)
+    return "ce", cross_entropy_over_items(logits, pos.expand(logits.shape[:-1]))
 
 
 @dataclass(frozen=True)
@@ -77,6 +96,7 @@ class SDMTMPConfig:
     message_dropout: float = 0.0  # NGCF message dropout on each GCN layer's output
     negative_slope: float = 0.2  # LeakyReLU slope of the GCN
     ablation: Ablation = "none"  # none | w/o-H | w/o-S1 | w/o-S2 | w/o-A (methods.md 1.8)
+    score_loss: ScoreLoss = "bpr"  # bpr (paper: one sampled negative) | ce (softmax, all items)
 
     def __post_init__(self) -> None:
         for name in ("embedding_dim", "num_layers", "topic_feature_dim"):
@@ -355,8 +375,8 @@ class SDMTMP(EmbeddingRecommender):
         enc = self.encode(inputs)
         long_users, items = self.long_term(enc)
         u, _ = self.user_representation(user, long_users, inputs)  # (B, d)
-        bpr = bpr_loss((u * items[pos]).sum(-1), (u * items[neg]).sum(-1))
-        total, terms = bpr, {"bpr": bpr.detach()}
+        name, main = score_loss(u, items, pos, neg, self.config.score_loss)
+        total, terms = main, {name: main.detach()}
         for name, value in self.auxiliary_losses(batch, enc, inputs).items():
             total = total + value
             terms[name] = value.detach()
@@ -446,4 +466,4 @@ class SDMTMP(EmbeddingRecommender):
 
 
 
-__all__ = ["Encoded", "SDMTMP", "SDMTMPConfig"]
+__all__ = ["Encoded", "SDMTMP", "SDMTMPConfig", "score_loss"]
