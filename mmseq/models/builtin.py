@@ -12,5 +12,6 @@ from mmseq.models import (  # noqa: F401
     sasrec,
     sdmtmp,
     sdmtmp_peer,
+    sdmtmp_seq,
     xsimgcl,
 )
