@@ -15,8 +15,9 @@ through a sigmoid gate:
     ``alpha_s = sigmoid(e_u^short . w_s)``, ``score(u, i) = e_u . e_i``.
 
 Loss: softmax cross-entropy over all items at every position (``score_loss: ce``; ``bpr`` with
-one uniform negative per position is the paper's loss for comparison) + SD-MTMP's
-``gamma2 Loss_SD + lambda L2`` when ``sdmtmp.gamma2`` / ``sdmtmp.reg_weight`` are > 0.
+one uniform negative per position is the paper's loss for comparison; ``sampled`` is the shared
+logQ-corrected sampled softmax of :mod:`mmseq.losses.sampled_softmax`, for large catalogues)
++ SD-MTMP's ``gamma2 Loss_SD + lambda L2`` when ``sdmtmp.gamma2`` / ``sdmtmp.reg_weight`` are > 0.
 
 Each part is a submodule used through its public methods (:meth:`SASRec.encode`,
 :meth:`SDMTMP.encode`, :class:`RatingTimeAttention`); this module only wires them. The short-term
@@ -28,14 +29,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import ClassVar, Literal
+from typing import ClassVar
 
 import torch
 from torch import Tensor
 
 from mmseq.data.sampling import next_item_batches
 from mmseq.errors import ConfigError
-from mmseq.losses.ranking import bpr_loss, cross_entropy_over_items
 from mmseq.models.base import LossOutput, ModelInputs, Recommender
 from mmseq.models.registry import MODELS
 from mmseq.models.sasrec import SASRec, SASRecConfig
@@ -45,7 +45,11 @@ from mmseq.models.sdmtmp import (
     SDMTMP,
     USER_TOPIC_GRAPH,
     Encoded,
+    ScoreLoss,
     SDMTMPConfig,
+    sampled_softmax_functions,
+    score_loss,
+    shared_negatives,
 )
 from mmseq.nn.gated_fusion import AdaptiveGatedFusion
 from mmseq.nn.rating_time_attention import interaction_ages, short_term_mask
@@ -75,9 +79,12 @@ class SDMTMPSeqConfig:
     item_topic: bool = True  # add the topic-hypergraph item row e_i^topic to q_i^ID
     short_term: bool = True  # add the gated rating x time short-term vector at the last position
     user_long: bool = True  # add SD-MTMP's gated long-term user vector e_u^inter + e_u^topic too
-    score_loss: Literal["ce", "bpr"] = "ce"  # softmax over all items | BPR, one negative/position
+    score_loss: ScoreLoss = "ce"  # softmax, all items | bpr, 1 negative/position | sampled
+    num_negatives: int = 256  # N negatives shared by a batch for score_loss='sampled'
 
     def __post_init__(self) -> None:
+        if self.num_negatives < 1:
+            raise ConfigError(f"Expected 'num_negatives' >= 1 (got {self.num_negatives})")
         if self.sdmtmp.embedding_dim != self.sequence.embedding_dim:
             raise ConfigError(
                 "Expected 'sdmtmp.embedding_dim' to equal 'sequence.embedding_dim' (graph item "
@@ -216,6 +223,12 @@ class SDMTMPSeq(Recommender):
                     generator=generator,
                     device=generator.device,
                 ).to(batch["target"].device)  # (B, T) one uniform negative per position
+            elif self.config.score_loss == "sampled":
+                negatives, log_nq = sampled_softmax_functions().sample_negatives(
+                    self.num_items, self.config.num_negatives, generator
+                )  # (N,), (N,) shared by the batch
+                batch["negatives"] = negatives.to(batch["target"].device)
+                batch["log_nq"] = log_nq.to(batch["target"].device)
             yield batch
 
     def loss(self, batch: dict[str, Tensor], inputs: ModelInputs) -> LossOutput:
@@ -240,15 +253,18 @@ class SDMTMPSeq(Recommender):
             for k, name in enumerate(cfg.user_branches):
                 terms[f"alpha_{name}"] = gates[:, k].detach().mean()
         valid = target >= 0
-        states, items = h[valid], tables.items[1:]  # (M, d), (n, d)
-        if cfg.score_loss == "ce":
-            main = cross_entropy_over_items(states @ items.T, target[valid])
-        else:
-            neg = batch["neg"][:, -h.shape[1] :][valid]  # (M,)
-            pos = target[valid]
-            main = bpr_loss((states * items[pos]).sum(-1), (states * items[neg]).sum(-1))
+        states, pos = h[valid], target[valid]  # (M, d), (M,)
+        neg = batch["neg"][:, -h.shape[1] :][valid] if cfg.score_loss == "bpr" else pos  # (M,)
+        name, main = score_loss(
+            states,
+            tables.items[1:],
+            pos,
+            neg,
+            cfg.score_loss,
+            **shared_negatives(batch, cfg.score_loss),
+        )
         total = main
-        terms[cfg.score_loss] = main.detach()
+        terms[name] = main.detach()
         sd = self.sdmtmp.config
         if tables.encoded is not None and (sd.gamma2 > 0 or sd.reg_weight > 0):
             last_target = target[:, -1].clamp_min(0)  # (B,) the batch's items for L2 / SD scope

@@ -93,3 +93,31 @@ def test_ce_and_bpr_give_different_gradients(setup) -> None:
         model.loss(batch_of(model, inputs), inputs).total.backward()
         grads.append(model.item_embedding.weight.grad.clone())
     assert not torch.allclose(grads[0], grads[1])
+
+
+def test_sampled_is_the_shared_sampled_softmax_on_the_same_score(setup) -> None:
+    sampled = pytest.importorskip("mmseq.losses.sampled_softmax")
+    data, inputs = setup
+    torch.manual_seed(0)
+    cfg = SDMTMPConfig(**SD, score_loss="sampled", num_negatives=5)
+    model = SDMTMP(cfg, data.num_users, data.num_items).eval()
+    batch = batch_of(model, inputs)
+    assert batch["negatives"].shape == (5,) and batch["log_nq"].shape == (5,)
+    users, items = model.final_embeddings(inputs)
+    u, pos = users[batch["user"]], batch["pos"]
+    expected = sampled.sampled_softmax_loss(
+        *sampled.candidate_logits(u, items, pos, batch["negatives"]),
+        pos,
+        batch["negatives"],
+        batch["log_nq"],
+    )
+    out = model.loss(batch, inputs)
+    torch.testing.assert_close(out.terms["sampled"], expected.detach())
+
+
+def test_sampled_without_negatives_in_the_batch_is_named(setup) -> None:
+    data, inputs = setup
+    model = SDMTMP(SDMTMPConfig(**SD, score_loss="sampled"), data.num_users, data.num_items)
+    batch = {"user": torch.tensor([0]), "pos": torch.tensor([1]), "neg": torch.tensor([2])}
+    with pytest.raises(ValueError, match="negatives"):
+        model.loss(batch, inputs)

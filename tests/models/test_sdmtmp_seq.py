@@ -7,12 +7,13 @@ against its parts (SASRec, SDMTMP) loaded with the same weights.
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 import torch
 
 from graphs.compose import build_all
-from mmseq.config import TrainConfig, from_dict
+from mmseq.config import TrainConfig, from_dict, load_experiment
 from mmseq.data.inputs import ModelInputs, build_model_inputs
 from mmseq.errors import ConfigError
 from mmseq.eval.protocol import evaluate, make_eval_task
@@ -193,3 +194,28 @@ def test_same_seed_same_loss_values() -> None:
     assert [h["valid"] for h in runs[0]] == [h["valid"] for h in runs[1]]
     other = train(epochs=1, seed=1)[1].history
     assert other[0]["loss"]["total"] != runs[0][0]["loss"]["total"]
+
+
+def test_sampled_loss_uses_the_batchs_shared_negatives(data, inputs) -> None:
+    pytest.importorskip("mmseq.losses.sampled_softmax")
+    model = make(data, score_loss="sampled", num_negatives=4)
+    batch = batch_of(model, inputs)
+    assert batch["negatives"].shape == (4,)
+    out = model.loss(batch, inputs)
+    assert "sampled" in out.terms and torch.isfinite(out.total)
+    other = {**batch, "negatives": (batch["negatives"] + 1) % data.num_items}
+    assert model.loss(other, inputs).terms["sampled"] != out.terms["sampled"]
+
+
+ROOT = Path(__file__).resolve().parents[2] / "configs" / "experiments"
+
+
+@pytest.mark.parametrize("dataset", ["musical_instruments", "gift_cards"])
+def test_configs_share_data_topics_and_graphs_with_sdmtmp(dataset: str) -> None:
+    """Same graph bundle as SD-MTMP's config (so the tables compare models, not graphs)."""
+    ours = load_experiment(ROOT / f"sdmtmp_seq_{dataset}.yaml")
+    theirs = load_experiment(ROOT / f"sdmtmp_{dataset}.yaml")
+    assert ours.model.name == "sdmtmp_seq"
+    from_dict(SDMTMPSeqConfig, ours.model.params, where=dataset)
+    for name in ("data", "split", "topics", "graphs", "train"):
+        assert getattr(ours, name) == getattr(theirs, name), name
