@@ -7,6 +7,8 @@ against its parts (SASRec, SDMTMP) loaded with the same weights.
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
+import sys
 from pathlib import Path
 
 import pytest
@@ -219,3 +221,19 @@ def test_configs_share_data_topics_and_graphs_with_sdmtmp(dataset: str) -> None:
     from_dict(SDMTMPSeqConfig, ours.model.params, where=dataset)
     for name in ("data", "split", "topics", "graphs", "train"):
         assert getattr(ours, name) == getattr(theirs, name), name
+
+
+@pytest.mark.parametrize("table", ["33_flagship_musical_instruments", "34_flagship_gift_cards"])
+def test_results_table_rows_parse(table: str) -> None:
+    spec = importlib.util.spec_from_file_location(
+        "make_results", ROOT.parents[1] / "scripts/make_results.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    rows = module.load_tables()[table].rows
+    names = set()
+    for row in rows:
+        cfg = load_experiment(ROOT.parents[1] / module.load_tables()[table].config, [*row.set])
+        names.add(cfg.model.name)
+    assert names == {"sasrec", "sdmtmp_seq", "sdmtmp"}
