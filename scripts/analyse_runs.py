@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         cells = [label, f"{float(values.mean()):.4f}", *(f"{v:.4f}" for _, v in rows)]
         lines.append("| " + " | ".join(cells) + " |")
         print(f"{label}: gates {gates(run)}", file=sys.stderr)
-    lines.append("| users | " + " | ".join(["", *map(str, counts)]).lstrip(" |") + " |")
+    lines.append("| users | " + " | ".join(map(str, [sum(counts), *counts])) + " |")
     print(f"Test {args.metric} by history length (fit + valid interactions)")
     print("\n".join(lines))
     return 0
