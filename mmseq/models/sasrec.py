@@ -71,12 +71,17 @@ class SASRec(Recommender):
             dropout=config.dropout, causal=True, norm_first=True,
         )
 
-    def encode(self, seq: Tensor) -> Tensor:
-        """Hidden states of left-padded rows ``seq`` (item index + 1) -> (B, T, d)."""
+    def encode(self, seq: Tensor, item_table: Tensor | None = None) -> Tensor:
+        """Hidden states of left-padded rows ``seq`` (item index + 1) -> (B, T, d).
+
+        ``item_table`` (num_items + 1, d), row 0 = padding, replaces the ID embedding as the
+        input item representation (models that enrich items, e.g. with graph embeddings).
+        """
         seq = seq[:, -self.config.max_len :]  # (B, T)
         t = seq.shape[1]
         positions = torch.arange(self.config.max_len - t, self.config.max_len, device=seq.device)
-        x = self.item_embedding(seq) * math.sqrt(self.config.embedding_dim)
+        items = self.item_embedding(seq) if item_table is None else item_table[seq]  # (B, T, d)
+        x = items * math.sqrt(self.config.embedding_dim)
         x = self.embedding_dropout(x + self.position_embedding(positions))  # (B, T, d)
         return self.encoder(x, padding_mask=seq == 0)  # (B, T, d)
 

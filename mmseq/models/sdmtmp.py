@@ -15,7 +15,8 @@ Pieces (each a layer or pure function elsewhere; this module only wires them):
   (:mod:`mmseq.nn.rating_time_attention`);
 * adaptive gated fusion of the long- and short-term user representations
   (:mod:`mmseq.nn.gated_fusion`); ``score(u, i) = e_u . e_i``;
-* loss ``BPR + gamma2 * Loss_SD + lambda * L2(batch ego embeddings)``.
+* loss ``BPR + gamma2 * Loss_SD + lambda * L2(batch ego embeddings)``; ``score_loss: ce``
+  replaces BPR (one sampled negative) by softmax cross-entropy over all items on the same score.
 
 The four ablations of methods.md 1.8 are values of ``SDMTMPConfig.ablation``, not copies.
 """
@@ -31,8 +32,8 @@ from torch import Tensor, nn
 
 from mmseq.data.graph_bundle import GraphPart
 from mmseq.data.sampling import PositivePairsCache, bpr_batches
-from mmseq.errors import ArtifactError
-from mmseq.losses.ranking import bpr_loss, l2_regularization
+from mmseq.errors import ArtifactError, ConfigError
+from mmseq.losses.ranking import bpr_loss, cross_entropy_over_items, l2_regularization
 from mmseq.losses.self_distillation import contrastive_alignment, self_distillation_loss
 from mmseq.models.base import EmbeddingRecommender, LossOutput, ModelInputs
 from mmseq.models.registry import MODELS
@@ -51,6 +52,48 @@ RATING_GRAPH = "rating_graph"
 USER_TOPIC_GRAPH = "user_topic_hypergraph"
 ITEM_TOPIC_GRAPH = "item_topic_hypergraph"
 Ablation = Literal["none", "w/o-H", "w/o-S1", "w/o-S2", "w/o-A"]
+ScoreLoss = Literal["bpr", "ce", "sampled"]
+
+
+def score_loss(users: Tensor, items: Tensor, pos: Tensor, neg: Tensor,
+               kind: ScoreLoss = "bpr", *, negatives: Tensor | None = None,
+               log_nq: Tensor | None = None) -> tuple[str, Tensor]:
+    """``(name, value)`` of the loss on ``score(u, i) = e_u . e_i``.
+
+    ``bpr``: :func:`bpr_loss` of the positive against the one sampled negative (the paper);
+    ``ce``: softmax cross-entropy of the positive over ALL items (``neg`` unused), the loss
+    that makes sequence models strong; ``sampled``: logQ-corrected sampled softmax over
+    ``negatives`` shared by the batch (:mod:`mmseq.losses.sampled_softmax`). A leading peer axis
+    on ``users`` is averaged over.
+
+    Shapes:
+        users: (..., B, d); items: (n, d); pos, neg: (B,) item indices; negatives, log_nq: (N,);
+        returns a scalar.
+    """
+    if kind == "bpr":
+        return "bpr", bpr_loss((users * items[pos]).sum(-1), (users * items[neg]).sum(-1))
+    if kind == "sampled":
+        if negatives is None:
+            raise ValueError("Expected 'negatives' for score_loss='sampled' (got None)")
+        sampled = sampled_softmax_functions()
+        pos_logits, neg_logits = sampled.candidate_logits(users, items, pos, negatives)
+        return "sampled", sampled.sampled_softmax_loss(
+            pos_logits, neg_logits, pos, negatives, log_nq
+        )
+    logits = users @ items.T  # (..., B, n)
+    return "ce", cross_entropy_over_items(logits, pos.expand(logits.shape[:-1]))
+
+
+def sampled_softmax_functions():  # noqa: ANN202 - a module
+    """The shared sampled-softmax functions, imported when ``score_loss: sampled`` is used."""
+    try:
+        from mmseq.losses import sampled_softmax
+    except ImportError as err:  # pragma: no cover - depends on the installed tree
+        raise ConfigError(
+            "score_loss='sampled' needs mmseq.losses.sampled_softmax, which this tree lacks; "
+            "use 'ce' (full softmax) or 'bpr'"
+        ) from err
+    return sampled_softmax
 
 
 @dataclass(frozen=True)
@@ -77,9 +120,11 @@ class SDMTMPConfig:
     message_dropout: float = 0.0  # NGCF message dropout on each GCN layer's output
     negative_slope: float = 0.2  # LeakyReLU slope of the GCN
     ablation: Ablation = "none"  # none | w/o-H | w/o-S1 | w/o-S2 | w/o-A (methods.md 1.8)
+    score_loss: ScoreLoss = "bpr"  # bpr (paper: one negative) | ce (all items) | sampled
+    num_negatives: int = 256  # N shared negatives per batch for score_loss='sampled'
 
     def __post_init__(self) -> None:
-        for name in ("embedding_dim", "num_layers", "topic_feature_dim"):
+        for name in ("embedding_dim", "num_layers", "topic_feature_dim", "num_negatives"):
             if getattr(self, name) < 1:
                 raise ValueError(f"Expected '{name}' >= 1 (got {getattr(self, name)})")
         for name in ("beta", "gamma2", "reg_weight", "short_term_max_len"):
@@ -347,16 +392,32 @@ class SDMTMP(EmbeddingRecommender):
     ) -> Iterator[dict[str, Tensor]]:
         for name in self.requires_graphs:  # fail before the epoch starts if a graph is missing
             self._part(inputs, name)
-        return bpr_batches(inputs.user, inputs.item, self.num_items, batch_size, generator,
-                           seen=self._pairs.get(inputs))
+        batches = bpr_batches(inputs.user, inputs.item, self.num_items, batch_size, generator,
+                              seen=self._pairs.get(inputs))
+        if self.config.score_loss != "sampled":
+            return batches
+        return self._with_shared_negatives(batches, generator)
+
+    def _with_shared_negatives(
+        self, batches: Iterator[dict[str, Tensor]], generator: torch.Generator
+    ) -> Iterator[dict[str, Tensor]]:
+        """Adds ``num_negatives`` uniform items (and their ``log(N q)``) to every batch."""
+        sampled = sampled_softmax_functions()
+        for batch in batches:
+            negatives, log_nq = sampled.sample_negatives(
+                self.num_items, self.config.num_negatives, generator
+            )
+            yield {**batch, "negatives": negatives.to(batch["user"].device),
+                   "log_nq": log_nq.to(batch["user"].device)}
 
     def loss(self, batch: dict[str, Tensor], inputs: ModelInputs) -> LossOutput:
         user, pos, neg = batch["user"], batch["pos"], batch["neg"]
         enc = self.encode(inputs)
         long_users, items = self.long_term(enc)
         u, _ = self.user_representation(user, long_users, inputs)  # (B, d)
-        bpr = bpr_loss((u * items[pos]).sum(-1), (u * items[neg]).sum(-1))
-        total, terms = bpr, {"bpr": bpr.detach()}
+        name, main = score_loss(u, items, pos, neg, self.config.score_loss,
+                                **shared_negatives(batch, self.config.score_loss))
+        total, terms = main, {name: main.detach()}
         for name, value in self.auxiliary_losses(batch, enc, inputs).items():
             total = total + value
             terms[name] = value.detach()
@@ -446,4 +507,23 @@ class SDMTMP(EmbeddingRecommender):
 
 
 
-__all__ = ["Encoded", "SDMTMP", "SDMTMPConfig"]
+def shared_negatives(batch: dict[str, Tensor], kind: ScoreLoss) -> dict[str, Tensor]:
+    """``{negatives, log_nq}`` of a batch for ``score_loss='sampled'``; empty otherwise."""
+    if kind != "sampled":
+        return {}
+    if "negatives" not in batch:
+        raise ValueError(
+            "Expected the batch to carry 'negatives'/'log_nq' for score_loss='sampled'; build "
+            f"batches with the model's training_batches (got {sorted(batch)})"
+        )
+    return {"negatives": batch["negatives"], "log_nq": batch["log_nq"]}
+
+
+__all__ = [
+    "Encoded",
+    "SDMTMP",
+    "SDMTMPConfig",
+    "sampled_softmax_functions",
+    "score_loss",
+    "shared_negatives",
+]

@@ -8,11 +8,12 @@ hidden state at a [MASK] appended after the user's history. The gate gets a thir
     ``e_u = alpha1 e_u^long + alpha2 e_u^short + alpha3 e_u^seq``,
     ``alpha3 = sigmoid(e_u^seq . w_seq)``,  ``score(u, i) = e_u . e_i``.
 
-Training (one trainer batch = one SD-MTMP BPR batch): BPR on the fused score for EVERY peer's
-``e_u^seq`` in one batched pass (mean over peers) + SD-MTMP's ``gamma2 Loss_SD`` and L2 +
-``peer_weight`` times PeerRec's stage-1/stage-2 loss on cloze-masked training sequences of the
-batch's users. Inference keeps one peer (``peer.inference_peer``). Both parts are submodules, used
-through their public methods; this module only wires them (docs/sdmtmp_peer.md for the readings).
+Training (one trainer batch = one SD-MTMP BPR batch): BPR (or ``sdmtmp.score_loss``: ce,
+sampled) on the fused score for EVERY peer's ``e_u^seq`` in one batched pass (mean over peers) +
+SD-MTMP's ``gamma2 Loss_SD`` and L2 + ``peer_weight`` times PeerRec's stage-1/stage-2 loss on
+cloze-masked training sequences of the batch's users. Inference keeps one peer
+(``peer.inference_peer``). Both parts are submodules, used through their public methods; this
+module only wires them (docs/sdmtmp_peer.md for the readings).
 """
 
 from __future__ import annotations
@@ -28,12 +29,11 @@ from torch import Tensor
 
 from mmseq.data.sampling import cloze_mask
 from mmseq.errors import ConfigError
-from mmseq.losses.ranking import bpr_loss
 from mmseq.models.base import EmbeddingRecommender, LossOutput, ModelInputs
 from mmseq.models.item_loss import LOG_NQ, NEGATIVES, draws_negatives
 from mmseq.models.peerrec import PeerRec, PeerRecConfig
 from mmseq.models.registry import MODELS
-from mmseq.models.sdmtmp import SDMTMP, SDMTMPConfig
+from mmseq.models.sdmtmp import SDMTMP, SDMTMPConfig, score_loss, shared_negatives
 from mmseq.nn.gated_fusion import AdaptiveGatedFusion
 from mmseq.nn.padding import trim_left_padding
 
@@ -187,10 +187,11 @@ class SDMTMPPeer(EmbeddingRecommender):
         long_users, items = sd.long_term(enc)
         base, _ = sd.user_representation(user, long_users, inputs)  # (B, d)
         fused, alpha = self.fuse(base, self.sequence_states(user, inputs))  # (T, B, d), (T, B)
-        # Mean over T * B = the mean over peers of each peer's BPR (equal batch sizes).
-        bpr = bpr_loss((fused * items[pos]).sum(-1), (fused * items[neg]).sum(-1))
-        total = bpr
-        terms = {"bpr": bpr.detach(), "alpha_seq": alpha.detach().mean()}
+        # Mean over T * B = the mean over peers of each peer's BPR (CE) (equal batch sizes).
+        kind = sd.config.score_loss
+        name, main = score_loss(fused, items, pos, neg, kind, **shared_negatives(batch, kind))
+        total = main
+        terms = {name: main.detach(), "alpha_seq": alpha.detach().mean()}
         for name, value in sd.auxiliary_losses(batch, enc, inputs).items():
             total = total + value
             terms[name] = value.detach()

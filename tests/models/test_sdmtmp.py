@@ -389,7 +389,8 @@ def test_short_real_training_improves_validation_ndcg(shared_data) -> None:
 
 # ---------------------------------------------------------------------------- configs
 CONFIGS = sorted(p for p in (Path(__file__).resolve().parents[2] / "configs" / "experiments").glob(
-    "*sdmtmp*.yaml") if not p.stem.startswith("sdmtmp_peer"))  # fused model: test_sdmtmp_peer.py
+    "*sdmtmp*.yaml") if not p.stem.startswith(("sdmtmp_peer", "sdmtmp_seq")))
+# fused model: test_sdmtmp_peer.py; flagship variant: test_sdmtmp_seq.py
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
