@@ -23,9 +23,10 @@ from pathlib import Path
 import torch
 
 from mmseq.config import ExperimentConfig, from_dict
+from mmseq.data.prepare import load_graph_parts, make_inputs, prepare_data
 from mmseq.eval.protocol import evaluate_per_user, make_eval_task
+from mmseq.models.build import build_model
 from mmseq.seed import seed_everything
-from mmseq.train.experiment import _graph_parts, build_model, make_inputs, prepare_data
 
 #: Upper ends (inclusive) of the history-length buckets; the last bucket is open.
 BUCKETS = (5, 7, 10, 15)
@@ -50,7 +51,7 @@ def per_user_test(run_dir: Path, metric: str) -> tuple[torch.Tensor, torch.Tenso
     model = build_model(cfg, prepared.data.num_users, prepared.data.num_items)
     model.load_state_dict(state["state_dict"])
     fit_inputs, test_inputs = make_inputs(
-        cfg, prepared, _graph_parts(cfg, prepared.split, model, None)
+        cfg, prepared, load_graph_parts(cfg, prepared.split, model.requires_graphs)
     )
     if not model.trainable:
         model.fit_closed_form(fit_inputs)

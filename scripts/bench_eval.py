@@ -28,10 +28,10 @@ from typing import Any
 import torch
 
 from mmseq.config import ExperimentConfig, load_experiment, resolve_data_path
+from mmseq.data.prepare import make_inputs, prepare_data
 from mmseq.eval.protocol import EvalTask, evaluate, make_eval_task
 from mmseq.models import MODELS
 from mmseq.models.base import Recommender
-from mmseq.train.experiment import make_inputs, prepare_data
 
 REPO = Path(__file__).resolve().parents[1]
 SEQUENTIAL = ("sasrec", "gru4rec", "s4rec", "emkd", "bert4rec", "peerrec")

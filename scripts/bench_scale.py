@@ -180,8 +180,9 @@ def run_size(n: int, args: argparse.Namespace, folder: Path) -> dict[str, Any]:
     split = stage("split", lambda: split_interactions(data, "ratio-80-20"))
     fit_rows = split.fit
     topics = stand_in_topics(fit_rows, args.topics)
+    artifacts = {"topics": topics}
     bundle = stage(
-        "graph_build", lambda: build_all(GRAPHS, fit_rows, topics=topics, cache_dir=None)
+        "graph_build", lambda: build_all(GRAPHS, fit_rows, artifacts=artifacts, cache_dir=None)
     )
     parts = {name: bundle[name] for name in bundle.parts}
     inputs = build_model_inputs(fit_rows, max_len=50, graphs=parts)

@@ -28,8 +28,8 @@ import mmseq.models.gru4rec as gru4rec_module
 import mmseq.models.s4rec as s4rec_module
 import mmseq.models.sasrec as sasrec_module
 from mmseq.config import load_experiment
+from mmseq.data.prepare import make_inputs, prepare_data
 from mmseq.models import MODELS
-from mmseq.train.experiment import make_inputs, prepare_data
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_eval import rebase_data  # noqa: E402

@@ -24,9 +24,10 @@ from pathlib import Path
 import torch
 
 from mmseq.config import load_experiment
+from mmseq.data.prepare import make_inputs, prepare_data
 from mmseq.eval.protocol import evaluate, make_eval_task
+from mmseq.models.build import build_model
 from mmseq.seed import make_generator, seed_everything
-from mmseq.train.experiment import build_model, make_inputs, prepare_data
 from mmseq.train.optim import build_optimizer
 
 REPO = Path(__file__).resolve().parents[1]

@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 
 from mmseq.config import load_experiment
+from mmseq.data.prepare import graph_bundle_file, prepare_data
 from mmseq.errors import ConfigError
-from mmseq.train.experiment import graph_bundle_file, prepare_data, run_experiment
+from mmseq.train.experiment import run_experiment
 
 REPO = Path(__file__).resolve().parents[1]
 

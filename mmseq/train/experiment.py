@@ -24,9 +24,8 @@ from mmseq.config import (
     to_dict,
 )
 from mmseq.data.graph_bundle import GraphBundle
-from mmseq.data.prepare import (  # noqa: F401  (re-exported: the stages' historical home)
+from mmseq.data.prepare import (
     PreparedData,
-    graph_bundle_file,
     load_graph_parts,
     make_inputs,
     prepare_data,
@@ -39,7 +38,7 @@ from mmseq.eval.report import write_results
 from mmseq.identity import config_identity
 from mmseq.io import atomic_write, file_sha256
 from mmseq.models.build import build_model
-from mmseq.runs import LoadedRun, load_trained_run  # noqa: F401  (re-exported)
+from mmseq.runs import load_trained_run
 from mmseq.seed import seed_everything
 from mmseq.train import distributed
 from mmseq.train.callbacks import Callback

@@ -16,7 +16,7 @@ from graph_test_data import synthetic_log, topics_from
 from graphs import build_all
 from mmseq.config import load_experiment
 from mmseq.data.graph_bundle import GraphPart
-from mmseq.train.experiment import prepare_data
+from mmseq.data.prepare import prepare_data
 
 REPO = Path(__file__).resolve().parents[2]
 

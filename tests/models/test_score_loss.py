@@ -25,7 +25,7 @@ PEER = {"embedding_dim": 8, "ffn_dim": 16, "max_len": 6, "dropout": 0.0}
 @pytest.fixture(scope="module")
 def setup():
     data = tiny_log()
-    bundle = build_all(SPECS, data, topics=fixed_topics(data), cache_dir=None)
+    bundle = build_all(SPECS, data, artifacts={"topics": fixed_topics(data)}, cache_dir=None)
     return data, build_model_inputs(data, max_len=8, graphs=dict(bundle.parts))
 
 

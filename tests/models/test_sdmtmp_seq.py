@@ -51,7 +51,7 @@ def data():
 
 @pytest.fixture(scope="module")
 def inputs(data) -> ModelInputs:
-    bundle = build_all(SPECS, data, topics=fixed_topics(data), cache_dir=None)
+    bundle = build_all(SPECS, data, artifacts={"topics": fixed_topics(data)}, cache_dir=None)
     return build_model_inputs(data, max_len=8, graphs=dict(bundle.parts))
 
 
