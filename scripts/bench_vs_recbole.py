@@ -614,11 +614,30 @@ def main(argv: list[str] | None = None) -> int:
         help="where the exported files and results go (default: a temp dir)",
     )
     parser.add_argument("--recbole-venv", type=Path, default=RECBOLE_VENV)
+    parser.add_argument(
+        "--report",
+        type=Path,
+        default=None,
+        metavar="WORK_DIR",
+        help="only print the table of the pairs already finished in WORK_DIR",
+    )
     parser.add_argument("--worker", nargs=2, metavar=("JOB", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
         job = json.loads(Path(args.worker[0]).read_text())
         Path(args.worker[1]).write_text(json.dumps(run_mmseq(job), indent=1))
+        return 0
+    if args.report:
+        rows = []
+        for folder in sorted(args.report.iterdir()):
+            mm, rb = folder / "mmseq_result.json", folder / "recbole_result.json"
+            if mm.is_file() and rb.is_file():
+                dataset, model = folder.name.rsplit("_", 1)
+                rows.append(
+                    compare(dataset, model, json.loads(mm.read_text()), json.loads(rb.read_text()))
+                )
+        print_table(rows)
+        print(json.dumps({"bench": "vs_recbole", "report": str(args.report), "rows": rows}))
         return 0
     args.recbole_python = ensure_recbole_venv(args.recbole_venv)
     pairs = args.only or list(DEFAULT_PAIRS)
