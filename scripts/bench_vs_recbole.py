@@ -414,9 +414,9 @@ def recbole_job(dataset: str, model: str, folder: Path, args: argparse.Namespace
     }
 
 
-def run_child(cmd: list[str], env: dict, label: str) -> None:
+def run_child(cmd: list[str], env: dict, label: str, cwd: Path | None = None) -> None:
     start = time.perf_counter()
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=cwd)
     if proc.returncode != 0:
         tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-25:])
         raise SystemExit(f"{label} failed (exit {proc.returncode}):\n{tail}")
@@ -479,6 +479,7 @@ def run_pair(dataset: str, model: str, work: Path, args: argparse.Namespace) -> 
         ],
         rb_env,
         "recbole",
+        cwd=folder,  # RecBole writes log_tensorboard/ into the working directory
     )
     mm = json.loads((folder / "mmseq_result.json").read_text())
     rb = json.loads((folder / "recbole_result.json").read_text())
