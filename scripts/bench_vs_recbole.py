@@ -61,6 +61,7 @@ MODELS = {
 DEFAULT_PAIRS = (
     "musical_instruments:lightgcn",
     "musical_instruments:sasrec",
+    "musical_instruments:bert4rec",
     "toys:lightgcn",
     "toys:sasrec",
     "toys:bert4rec",
