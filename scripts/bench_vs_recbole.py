@@ -402,6 +402,9 @@ def recbole_job(dataset: str, model: str, folder: Path, args: argparse.Namespace
         "log_wandb": False,
         "state": "WARNING",
         "metric_decimal_place": 10,
+        # Without this alias RecBole maps item_id_list tokens to ids of their own, apart from
+        # item_id: histories and targets would live in two unrelated id spaces.
+        **({"alias_of_item_id": ["item_id_list"]} if sequential else {}),
         **theirs,
     }
     return {
