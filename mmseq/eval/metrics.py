@@ -279,3 +279,59 @@ def per_user_metrics(
         return torch.zeros(num_segments, 0, dtype=torch.float64, device=ranks.device)
     return torch.stack(columns, dim=1)
 
+
+# --------------------------------------------------------------------------- RecBole's definitions
+# Two metrics under the definitions of RecBole 1.2 (``recbole/evaluator/metrics.py``), kept apart
+# from mmseq's own so that a side-by-side comparison reads the same numbers on both sides:
+# RecBole's ``Recall@K`` divides by ALL of a user's targets (mmseq's ``recall@K`` by
+# ``min(K, |targets|)``), and its ``MRR@K`` is 0 when no target is in the top K (mmseq's ``mrr``
+# has no cut-off). HR@K and NDCG@K already agree. Only used by scripts/bench_vs_recbole.py.
+_PEER_NAME = re.compile(r"^(recall_rb|mrr)@([1-9][0-9]*)$")
+
+
+def recall_all_at_k(ranks: Tensor, segment: Tensor, num_targets: Tensor, k: int) -> Tensor:
+    """RecBole's Recall@K = hits / |targets|, (S,) float64.
+
+    Args:
+        ranks: (T,) 0-based ranks.
+        segment: (T,) user row of each target.
+        num_targets: (S,) number of targets of each row (>= 1).
+        k: the cut-off.
+    """
+    _check_counts(num_targets)
+    hits = hits_at_k(ranks, segment, num_targets.numel(), k)
+    return hits / num_targets.to(torch.float64)
+
+
+def mrr_at_k(ranks: Tensor, segment: Tensor, num_segments: int, k: int) -> Tensor:
+    """RecBole's MRR@K: (S,) ``1 / (1 + r)`` for the best-ranked target if ``r < k``, else 0."""
+    _check(ranks, segment, k)
+    rr = reciprocal_rank(ranks, segment, num_segments)  # (S,) 1 / (1 + best rank)
+    return torch.where(rr > 1.0 / (k + 0.5), rr, torch.zeros_like(rr))
+
+
+def peer_per_user_metrics(
+    names: tuple[str, ...] | list[str], ranks: Tensor, segment: Tensor, num_targets: Tensor
+) -> Tensor:
+    """Metrics named ``recall_rb@K`` / ``mrr@K`` (RecBole's definitions) or any name
+    :func:`per_user_metrics` takes, for every user row: (S, len(names)) float64.
+
+    Args:
+        names: e.g. ``("hr@10", "ndcg@10", "recall_rb@10", "mrr@10")``.
+        ranks: (T,) 0-based ranks of the targets.
+        segment: (T,) user row of each target, in ``[0, S)``.
+        num_targets: (S,) int64 number of targets of each row.
+    """
+    num_segments = num_targets.numel()
+    columns = []
+    for name in names:  # a loop over metric names, not users
+        match = _PEER_NAME.match(name)
+        if match is None:
+            columns.append(per_user_metrics((name,), ranks, segment, num_targets)[:, 0])
+        elif match.group(1) == "recall_rb":
+            columns.append(recall_all_at_k(ranks, segment, num_targets, int(match.group(2))))
+        else:
+            columns.append(mrr_at_k(ranks, segment, num_segments, int(match.group(2))))
+    if not columns:
+        return torch.zeros(num_segments, 0, dtype=torch.float64, device=ranks.device)
+    return torch.stack(columns, dim=1)
