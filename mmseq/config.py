@@ -440,14 +440,29 @@ def load_experiment(path: str | Path, overrides: list[str] | None = None) -> Exp
     the protocol and ``ks``. ``model.params`` stays a plain mapping in the returned config (the
     model builds its config from it again), so configs keep their identity.
 
+    Relative paths written in the file (``data.path``, ``output_dir``, ``artifacts_dir``)
+    resolve against the file's folder; ``output_dir`` / ``artifacts_dir`` left out of the file,
+    or given with ``--set``, stay relative to the working directory.
+
     Raises:
         ConfigError: one line naming the file and the key.
     """
     path = Path(path)
-    mapping = apply_overrides(load_yaml(path), list(overrides or []))
+    written = load_yaml(path)
+    folder = path.resolve().parent
+    original = {key: written.get(key) for key in ("output_dir", "artifacts_dir")}
+    in_file = {
+        key: str(folder / value)
+        for key, value in original.items()
+        if isinstance(value, str) and value and not Path(value).is_absolute()
+    }
+    mapping = apply_overrides(written, list(overrides or []))
+    for key, value in in_file.items():
+        if mapping.get(key) == original[key]:  # not replaced by an override
+            mapping[key] = value
     cfg = experiment_from_dict(mapping, where=str(path))
     if not cfg.data_root:
-        cfg = dataclasses.replace(cfg, data_root=str(path.resolve().parent))
+        cfg = dataclasses.replace(cfg, data_root=str(folder))
     check_experiment(cfg, where=str(path))
     return cfg
 
