@@ -18,11 +18,16 @@ import logging
 import sys
 from pathlib import Path
 
-from mmseq.continual.config import load_continual_config, resolve_continual_data_path
-from mmseq.continual.report import format_periods, format_table, markdown_section, paper_finding
-from mmseq.continual.strategies import run_comparison
 from mmseq.data.load import load_dataset
 from mmseq.errors import MmseqError
+from mmseq.train.continual.config import load_continual_config, resolve_continual_data_path
+from mmseq.train.continual.report import (
+    format_periods,
+    format_table,
+    markdown_section,
+    paper_finding,
+)
+from mmseq.train.continual.strategies import run_comparison
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -4,7 +4,7 @@
 * ``"joint"``: at period t, retrain on D_1 ∪ ... ∪ D_t (from a fresh model unless
   ``joint_warm_start``).
 * ``"ader"``: start from the model of t-1, train on D_t ∪ E_{t-1} with CE + lambda_t * KD(E_{t-1}),
-  then choose E_t from D_t ∪ E_{t-1} (:mod:`mmseq.continual.ader`, :mod:`.exemplars`).
+  then choose E_t from D_t ∪ E_{t-1} (:mod:`mmseq.train.continual.ader`, :mod:`.exemplars`).
 
 :func:`run_comparison` trains period 1 once (every strategy is the same there: a fresh model on
 D_1; ADER then picks E_1 from it), then runs each strategy from a copy of that model. After
@@ -27,18 +27,18 @@ import torch
 from torch import Tensor
 
 from mmseq.config import from_dict, to_dict
-from mmseq.continual.ader import ader_lambda, evaluate_samples, train_on_samples
-from mmseq.continual.config import ContinualConfig
-from mmseq.continual.distillation import Distillation
-from mmseq.continual.exemplars import select_exemplars
-from mmseq.continual.periods import Periods, assign_periods, seen_items
-from mmseq.continual.samples import SequenceTable, predict_logits
 from mmseq.data.schema import Interactions
 from mmseq.device import resolve_device
 from mmseq.errors import ConfigError
 from mmseq.models import MODELS, Recommender
 from mmseq.registry import Registry
 from mmseq.seed import make_generator, seed_everything
+from mmseq.train.continual.ader import ader_lambda, evaluate_samples, train_on_samples
+from mmseq.train.continual.config import ContinualConfig
+from mmseq.train.continual.distillation import Distillation
+from mmseq.train.continual.exemplars import select_exemplars
+from mmseq.train.continual.periods import Periods, assign_periods, seen_items
+from mmseq.train.continual.samples import SequenceTable, predict_logits
 
 log = logging.getLogger(__name__)
 

@@ -7,20 +7,20 @@ split and herding), :mod:`.ader` (lambda_t, period training through the shared t
 :mod:`.strategies` (``STRATEGIES`` registry, :func:`run_comparison`), :mod:`.report` (tables).
 """
 
-from mmseq.continual.ader import ader_lambda, evaluate_samples, train_on_samples
-from mmseq.continual.config import (
+from mmseq.train.continual.ader import ader_lambda, evaluate_samples, train_on_samples
+from mmseq.train.continual.config import (
     ADERConfig,
     ContinualConfig,
     PeriodConfig,
     PeriodTrainConfig,
     load_continual_config,
 )
-from mmseq.continual.distillation import Distillation, distillation_loss
-from mmseq.continual.exemplars import herding_select, select_exemplars, split_budget
-from mmseq.continual.period_model import PeriodModel
-from mmseq.continual.periods import Periods, assign_periods, seen_items
-from mmseq.continual.samples import SequenceTable, predict_logits
-from mmseq.continual.strategies import STRATEGIES, ComparisonResult, run_comparison
+from mmseq.train.continual.distillation import Distillation, distillation_loss
+from mmseq.train.continual.exemplars import herding_select, select_exemplars, split_budget
+from mmseq.train.continual.period_model import PeriodModel
+from mmseq.train.continual.periods import Periods, assign_periods, seen_items
+from mmseq.train.continual.samples import SequenceTable, predict_logits
+from mmseq.train.continual.strategies import STRATEGIES, ComparisonResult, run_comparison
 
 __all__ = [
     "ADERConfig", "ComparisonResult", "ContinualConfig", "Distillation", "PeriodConfig",

@@ -17,15 +17,15 @@ from continual_helpers import cyclic_interactions
 from test_ader import LastItemModel
 
 from mmseq.config import TrainConfig
-from mmseq.continual import ader
-from mmseq.continual.ader import train_on_samples
-from mmseq.continual.config import PeriodTrainConfig
-from mmseq.continual.period_model import PeriodModel
-from mmseq.continual.samples import SequenceTable
 from mmseq.errors import TrainingError
+from mmseq.train.continual import ader
+from mmseq.train.continual.ader import train_on_samples
+from mmseq.train.continual.config import PeriodTrainConfig
+from mmseq.train.continual.period_model import PeriodModel
+from mmseq.train.continual.samples import SequenceTable
 from mmseq.train.loop import fit
 
-MMSEQ = Path(__file__).resolve().parents[3] / "mmseq"
+MMSEQ = Path(__file__).resolve().parents[4] / "mmseq"
 
 
 def _table() -> SequenceTable:

@@ -6,8 +6,8 @@ import numpy as np
 import torch
 from continual_helpers import table
 
-from mmseq.continual.samples import SequenceTable
 from mmseq.data.inputs import build_model_inputs
+from mmseq.train.continual.samples import SequenceTable
 
 
 def _hand_table() -> SequenceTable:

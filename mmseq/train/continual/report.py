@@ -1,4 +1,5 @@
-"""Plain-text and markdown tables of a :class:`~mmseq.continual.strategies.ComparisonResult`."""
+"""Plain-text and markdown tables of a continual comparison
+(:class:`~mmseq.train.continual.strategies.ComparisonResult`)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
-from mmseq.continual.strategies import ComparisonResult
+from mmseq.train.continual.strategies import ComparisonResult
 
 
 def _date(seconds: int) -> str:

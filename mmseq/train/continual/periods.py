@@ -1,6 +1,6 @@
 """Time-ordered periods D_1..D_T cut by GLOBAL time (shared/docs/methods.md section 6).
 
-Two rules (:class:`~mmseq.continual.config.PeriodConfig`):
+Two rules (:class:`~mmseq.train.continual.config.PeriodConfig`):
 
 * ``"count"`` (default): equal-size blocks of the time-sorted interactions. With ``n`` rows sorted
   by time, the boundary ``b_k`` (``k = 1..T-1``) is the timestamp of sorted row ``floor(k n / T)``

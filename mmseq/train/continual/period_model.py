@@ -2,7 +2,7 @@
 
 :class:`PeriodModel` wraps a sequential backbone and the samples of one period: its batches are
 shuffled sample rows, its loss the cross-entropy over the items seen so far plus, for ADER, the
-weighted distillation term on the exemplars among them (:mod:`mmseq.continual.ader`). The
+weighted distillation term on the exemplars among them (:mod:`mmseq.train.continual.ader`). The
 trainer (``mmseq.train.loop.fit`` without a validation task) runs the epochs, the optimiser, the
 gradient clipping and the non-finite checks, as for every other model.
 """
@@ -14,11 +14,11 @@ from collections.abc import Iterator
 import torch
 from torch import Tensor
 
-from mmseq.continual.config import PeriodTrainConfig
-from mmseq.continual.distillation import Distillation, distillation_loss
-from mmseq.continual.samples import SequenceTable
 from mmseq.losses.ranking import cross_entropy_over_items
 from mmseq.models.base import LossOutput, ModelInputs, Recommender
+from mmseq.train.continual.config import PeriodTrainConfig
+from mmseq.train.continual.distillation import Distillation, distillation_loss
+from mmseq.train.continual.samples import SequenceTable
 
 
 class PeriodModel(Recommender):

@@ -20,8 +20,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from mmseq.continual.samples import SequenceTable, predict_logits
 from mmseq.models.base import Recommender
+from mmseq.train.continual.samples import SequenceTable, predict_logits
 
 
 def split_budget(counts: Tensor, budget: int) -> Tensor:

@@ -12,12 +12,12 @@ import torch
 from continual_helpers import cyclic_interactions, table
 from torch import Tensor, nn
 
-from mmseq.continual.ader import ader_lambda, evaluate_samples, train_on_samples
-from mmseq.continual.config import PeriodTrainConfig
-from mmseq.continual.distillation import Distillation, distillation_loss
-from mmseq.continual.samples import SequenceTable, predict_logits
 from mmseq.losses.contrastive import kl_divergence
 from mmseq.models.base import LossOutput, ModelInputs, Recommender
+from mmseq.train.continual.ader import ader_lambda, evaluate_samples, train_on_samples
+from mmseq.train.continual.config import PeriodTrainConfig
+from mmseq.train.continual.distillation import Distillation, distillation_loss
+from mmseq.train.continual.samples import SequenceTable, predict_logits
 
 
 class LastItemModel(Recommender):

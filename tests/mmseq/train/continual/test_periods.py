@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mmseq.continual.periods import assign_periods, seen_items
 from mmseq.errors import DataError
+from mmseq.train.continual.periods import assign_periods, seen_items
 
 
 def test_count_rule_cuts_equal_blocks_by_time() -> None:

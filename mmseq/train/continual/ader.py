@@ -12,8 +12,9 @@ where both softmaxes run over the items seen up to t-1 only, and the CE softmax 
 seen up to t (ADER grows its output layer with the item set; we mask the logits of items not yet
 seen instead, so any model with a fixed item space fits). Any sequential model of
 ``mmseq.models.MODELS`` trains through ``score_all`` on pseudo-user inputs
-(:mod:`mmseq.continual.samples`), wrapped as a :class:`~mmseq.continual.period_model.PeriodModel`
-that the shared trainer drives: one training loop for every model and strategy.
+(:mod:`mmseq.train.continual.samples`), wrapped as a
+:class:`~mmseq.train.continual.period_model.PeriodModel` that the shared trainer drives: one
+training loop for every model and strategy.
 """
 
 from __future__ import annotations
@@ -27,13 +28,13 @@ import torch
 from torch import Tensor, nn
 
 from mmseq.config import TrainConfig
-from mmseq.continual.config import PeriodTrainConfig
-from mmseq.continual.distillation import Distillation
-from mmseq.continual.period_model import PeriodModel
-from mmseq.continual.samples import SequenceTable
 from mmseq.errors import DataError, TrainingError
 from mmseq.eval.protocol import EvalTask, evaluate
 from mmseq.models.base import Recommender
+from mmseq.train.continual.config import PeriodTrainConfig
+from mmseq.train.continual.distillation import Distillation
+from mmseq.train.continual.period_model import PeriodModel
+from mmseq.train.continual.samples import SequenceTable
 from mmseq.train.loop import fit
 
 log = logging.getLogger(__name__)
@@ -88,8 +89,8 @@ def train_on_samples(
     """Train ``model`` in place for ``cfg.epochs`` passes over the samples ``rows``.
 
     The shared trainer (``mmseq.train.loop.fit``, fixed budget, no validation) drives a
-    :class:`~mmseq.continual.period_model.PeriodModel`: each step scores a shuffled batch through
-    ``model.score_all`` (pseudo-user inputs), takes the cross-entropy over the items in
+    :class:`~mmseq.train.continual.period_model.PeriodModel`: each step scores a shuffled batch
+    through ``model.score_all`` (pseudo-user inputs), takes the cross-entropy over the items in
     ``seen_items`` and, with ``distillation``, adds ``weight * distillation_loss`` over the batch
     rows that are exemplars. The global RNGs are not reseeded (the caller seeds them).
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from mmseq.continual.exemplars import herding_select, split_budget
+from mmseq.train.continual.exemplars import herding_select, split_budget
 
 
 def test_split_budget_by_hand() -> None:

@@ -12,20 +12,20 @@ import pytest
 from continual_helpers import cyclic_interactions
 
 from mmseq.config import ModelSection
-from mmseq.continual.config import (
+from mmseq.errors import ConfigError
+from mmseq.train.continual.config import (
     ADERConfig,
     ContinualConfig,
     PeriodConfig,
     PeriodTrainConfig,
     load_continual_config,
 )
-from mmseq.continual.periods import assign_periods
-from mmseq.continual.report import format_table, markdown_section, paper_finding
-from mmseq.continual.samples import SequenceTable
-from mmseq.continual.strategies import run_comparison
-from mmseq.errors import ConfigError
+from mmseq.train.continual.periods import assign_periods
+from mmseq.train.continual.report import format_table, markdown_section, paper_finding
+from mmseq.train.continual.samples import SequenceTable
+from mmseq.train.continual.strategies import run_comparison
 
-REPO = Path(__file__).resolve().parents[3]
+REPO = Path(__file__).resolve().parents[4]
 
 
 def _config(**changes: object) -> ContinualConfig:
