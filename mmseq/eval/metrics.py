@@ -207,9 +207,16 @@ def recall_at_k(ranks: Tensor, segment: Tensor, num_targets: Tensor, k: int) -> 
         num_targets: (S,) number of targets of each row (>= 1).
         k: the cut-off.
     """
+    return _recall(ranks, segment, num_targets, num_targets.clamp(max=k), k)
+
+
+def _recall(
+    ranks: Tensor, segment: Tensor, num_targets: Tensor, denominator: Tensor, k: int
+) -> Tensor:
+    """(S,) float64 hits in the top ``k`` per row over ``denominator`` (S,)."""
     _check_counts(num_targets)
     hits = hits_at_k(ranks, segment, num_targets.numel(), k)
-    return hits / num_targets.clamp(max=k).to(torch.float64)
+    return hits / denominator.to(torch.float64)
 
 
 def _discounts(n: int, device: torch.device) -> Tensor:
@@ -298,9 +305,7 @@ def recall_all_at_k(ranks: Tensor, segment: Tensor, num_targets: Tensor, k: int)
         num_targets: (S,) number of targets of each row (>= 1).
         k: the cut-off.
     """
-    _check_counts(num_targets)
-    hits = hits_at_k(ranks, segment, num_targets.numel(), k)
-    return hits / num_targets.to(torch.float64)
+    return _recall(ranks, segment, num_targets, num_targets, k)
 
 
 def mrr_at_k(ranks: Tensor, segment: Tensor, num_segments: int, k: int) -> Tensor:
