@@ -1,13 +1,16 @@
-"""Speed of PeerRec's batched peers against a Python loop over peers, in one process.
+"""PeerRec speed checks, each timing two paths alternating in one process; the last line is JSON.
 
     python scripts/bench_peerrec.py --peers 2 --batch 256 --max-len 50 --items 3646 --threads 1
 
-Both paths compute the same stage-1 loss on the same masked batch (checked: max |logit diff|):
-``vectorised`` is ``PeerRec.peer_logits`` (stacked weights, one batched pass); ``looped`` runs the
-shared embedding once, then each peer as its own mmseq ``TransformerEncoder`` in a Python loop,
-then the shared head (``mmseq.models.peerrec_export.looped_peer_logits``). Times are medians of
-forward + backward over ``--repeats`` runs after ``--warmup``, the two paths alternating.
-The last line is JSON.
+times PeerRec's loop over peers against the stacked-weights formulation it replaced
+(PeerRec ``result_version`` 1, kept here as :class:`StackedPeers`): the same stage-1 loss on the
+same masked batch from the same weights, forward + backward. ``looped`` is ``PeerRec.peer_logits``
+(each peer an ordinary ``TransformerEncoder``, run one after the other on the whole batch);
+``stacked`` runs all peers in one pass with ``torch.baddbmm`` and one attention call over
+(T * B) rows. Also printed: the encoders alone (``model.encode`` vs the stacked encode and vs
+``torch.func.vmap`` over the per-peer encoders' stacked parameters) and the max |differences|
+(eval mode). Speed-ups are loop time / candidate time. Medians over ``--repeats`` runs after
+``--warmup``.
 
     python scripts/bench_peerrec.py --windows configs/experiments/peerrec_lastfm.yaml --threads 1
 
@@ -25,11 +28,15 @@ against autograd through ``-(w * log_one_minus_softmax(z)).sum(-1)`` on random l
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import statistics
 import time
+import warnings
 
 import torch
+import torch.nn.functional as F
+from torch import Tensor
 
 from mmseq.config import load_experiment
 from mmseq.data.sampling import cloze_mask
@@ -38,8 +45,107 @@ from mmseq.losses.peer import (
     mutual_distillation_loss,
     weighted_log_one_minus_softmax,
 )
-from mmseq.models.peerrec import PeerRec, PeerRecConfig
-from mmseq.models.peerrec_export import export_peer_encoders, looped_peer_logits
+from mmseq.models.peerrec import BLOCK_PARAMETERS, PeerRec, PeerRecConfig
+from mmseq.nn.padding import masked_states_by_length
+
+
+class StackedPeers:
+    """PeerRec's former peer encoder (``result_version`` 1): every peer's block weights stacked on
+    a leading peer dimension, all peers in one batched pass. Built from (and training its own
+    copies of) a :class:`PeerRec`'s per-peer weights; uses the model's shared embedding and head.
+
+    Shapes:
+        encode: tokens (B, L) -> (T, B, L, d) (or (1, B, L, d) for one peer).
+    """
+
+    def __init__(self, model: PeerRec) -> None:
+        self.model = model
+        c = model.config
+        self.num_heads, self.dropout = c.num_heads, c.dropout
+        self.layers = [
+            {name: torch.stack([enc.blocks[i].get_parameter(path).detach()
+                                for enc in model.peers.encoders]).requires_grad_(True)
+             for name, path in BLOCK_PARAMETERS.items()}
+            for i in range(c.num_layers)
+        ]
+
+    def state_dict(self) -> dict[str, Tensor]:
+        """The model's state dict in the stacked (version 1) format."""
+        state = {k: v for k, v in self.model.state_dict().items()
+                 if not k.startswith("peers.encoders.")}
+        for i, layer in enumerate(self.layers):
+            state.update({f"peers.layers.{i}.{name}": v.detach() for name, v in layer.items()})
+        return state
+
+    def _block(self, x: Tensor, attend: Tensor, w: dict[str, Tensor]) -> Tensor:
+        def linear(y: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
+            p, b, t, i = y.shape
+            out = torch.baddbmm(bias.unsqueeze(1), y.reshape(p, b * t, i), weight.transpose(1, 2))
+            return out.view(p, b, t, weight.shape[1])
+
+        def norm(y: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
+            y = F.layer_norm(y, y.shape[-1:])
+            return y * weight[:, None, None, :] + bias[:, None, None, :]
+
+        training = self.model.training
+        p, b, t, d = x.shape
+        drop = self.dropout if training else 0.0
+        q, k, v = linear(x, w["qkv_weight"], w["qkv_bias"]).split(d, dim=-1)
+        q, k, v = (z.reshape(p * b, t, self.num_heads, d // self.num_heads).transpose(1, 2)
+                   for z in (q, k, v))  # (P*B, h, L, d/h)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=attend, dropout_p=drop)
+        y = y.transpose(1, 2).reshape(p, b, t, d)
+        y = F.dropout(linear(y, w["out_weight"], w["out_bias"]), drop, training)
+        x = norm(x + y, w["norm1_weight"], w["norm1_bias"])
+        y = F.gelu(linear(x, w["ffn_in_weight"], w["ffn_in_bias"]))
+        y = F.dropout(linear(F.dropout(y, drop, training), w["ffn_out_weight"],
+                             w["ffn_out_bias"]), drop, training)
+        return norm(x + y, w["norm2_weight"], w["norm2_bias"])
+
+    def encode(self, tokens: Tensor, peer: int | None = None) -> Tensor:
+        m = self.model
+        t = tokens.shape[1]
+        positions = torch.arange(m.config.max_len - t, m.config.max_len, device=tokens.device)
+        x = m.embedding_norm(m.token_embedding(tokens) + m.position_embedding(positions))
+        copies = m.config.num_peers if peer is None else 1
+        x = m.embedding_dropout(x.expand(copies, *x.shape))  # (P, B, L, d)
+        eye = torch.eye(t, dtype=torch.bool, device=x.device)
+        attend = ~(tokens == 0)[:, None, None, :] | eye  # (B, 1, L, L)
+        attend = attend.expand(x.shape[0], *attend.shape).flatten(0, 1)  # (P*B, 1, L, L)
+        for layer in self.layers:
+            w = layer if peer is None else {n: v[peer : peer + 1] for n, v in layer.items()}
+            x = self._block(x, attend, w)
+        return x
+
+    def vmap_encode(self, tokens: Tensor) -> Tensor:
+        """Every peer at once by ``torch.func.vmap`` of ``functional_call`` over the per-peer
+        encoders' stacked parameters (the other batched formulation tried; not in PeerRec).
+        Its own dropout masks (``randomness="different"``); values equal in eval mode."""
+        from torch.func import functional_call, stack_module_state, vmap
+
+        m = self.model
+        if not hasattr(self, "_vmap_params"):
+            params, buffers = stack_module_state(list(m.peers.encoders))
+            self._vmap_params = {k: v.detach().requires_grad_(True) for k, v in params.items()}
+            self._vmap_buffers = buffers
+            self._vmap_base = copy.deepcopy(m.peers.encoders[0]).to("meta")
+        t = tokens.shape[1]
+        positions = torch.arange(m.config.max_len - t, m.config.max_len, device=tokens.device)
+        x = m.embedding_dropout(
+            m.embedding_norm(m.token_embedding(tokens) + m.position_embedding(positions)))
+        self._vmap_base.train(m.training)
+        padding = tokens == 0
+
+        def one(params: dict, buffers: dict) -> Tensor:
+            return functional_call(self._vmap_base, (params, buffers), (x,),
+                                   {"padding_mask": padding})
+
+        return vmap(one, randomness="different")(self._vmap_params, self._vmap_buffers)
+
+    def peer_logits(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
+        """As ``PeerRec.peer_logits`` (full softmax) with the stacked encoder."""
+        h, targets = masked_states_by_length(self.encode, batch["input"], batch["target"])
+        return self.model.item_logits(h), targets
 
 
 def _interleaved_medians(steps, warmup: int, repeats: int, device: torch.device
@@ -158,41 +264,55 @@ def main() -> None:
     torch.manual_seed(0)
     cfg = PeerRecConfig(num_peers=args.peers, max_len=args.max_len)
     model = PeerRec(cfg, 1, args.items).to(device).train()
-    encoders = export_peer_encoders(model).train()
+    stacked = StackedPeers(model)
     gen = torch.Generator(device=device).manual_seed(0)
     seq = torch.randint(1, args.items + 1, (args.batch, args.max_len), generator=gen,
                         device=device)
     tokens, labels = cloze_mask(seq, cfg.mask_prob, model.mask_token, gen)
-    masked = labels >= 0
-    targets = labels[masked]
+    batch = {"input": tokens, "target": labels}
+    targets = labels[labels >= 0]
 
     model.eval()
-    encoders.eval()
     with torch.no_grad():
-        diff = (model.peer_logits({"input": tokens, "target": labels})[0]
-                - looped_peer_logits(model, encoders, tokens, masked)).abs().max().item()
+        diff = (model.peer_logits(batch)[0] - stacked.peer_logits(batch)[0]).abs().max().item()
+        with warnings.catch_warnings():  # "no batching rule for ..._flash_attention_for_cpu"
+            warnings.simplefilter("ignore", UserWarning)
+            vmap_diff = (model.encode(tokens) - stacked.vmap_encode(tokens)).abs().max().item()
     model.train()
-    encoders.train()
 
-    def vectorised() -> None:
-        logits, _ = model.peer_logits({"input": tokens, "target": labels})
+    def step(peer_logits) -> None:  # noqa: ANN001
+        logits, _ = peer_logits(batch)
         mutual_distillation_loss(logits, targets).total.sum().backward()
 
-    def looped() -> None:
-        logits = looped_peer_logits(model, encoders, tokens, masked)
-        mutual_distillation_loss(logits, targets).total.sum().backward()
+    def encoder_only(encode) -> None:  # noqa: ANN001
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            encode(tokens).sum().backward()
 
-    t_vec, t_loop = _interleaved_medians([vectorised, looped], args.warmup, args.repeats, device)
+    t_loop, t_stack, e_loop, e_stack, e_vmap = _interleaved_medians(
+        [lambda: step(model.peer_logits), lambda: step(stacked.peer_logits),
+         lambda: encoder_only(model.encode), lambda: encoder_only(stacked.encode),
+         lambda: encoder_only(stacked.vmap_encode)],
+        args.warmup, args.repeats, device)
     print(f"peers={args.peers} batch={args.batch} max_len={args.max_len} items={args.items} "
           f"threads={args.threads} device={device}")
-    print(f"vectorised fwd+bwd {t_vec * 1e3:.1f} ms; looped {t_loop * 1e3:.1f} ms; "
-          f"max |logit diff| {diff:.2e}")
+    print(f"stage-1 step fwd+bwd: looped (PeerRec) {t_loop * 1e3:.1f} ms; stacked "
+          f"{t_stack * 1e3:.1f} ms; stacked speed-up over the loop {t_loop / t_stack:.2f}x")
+    print(f"encoders only fwd+bwd: looped {e_loop * 1e3:.1f} ms; stacked {e_stack * 1e3:.1f} ms "
+          f"({e_loop / e_stack:.2f}x); vmap {e_vmap * 1e3:.1f} ms ({e_loop / e_vmap:.2f}x)")
+    print(f"max |logit diff| looped vs stacked (eval) {diff:.2e}; max |state diff| looped vs "
+          f"vmap (eval) {vmap_diff:.2e}")
     print(json.dumps({"bench": "peerrec_peers", "peers": args.peers, "batch": args.batch,
                       "max_len": args.max_len, "items": args.items, "threads": args.threads,
                       "device": str(device), "masked": int(targets.numel()),
-                      "vectorised_ms": round(t_vec * 1e3, 2), "looped_ms": round(t_loop * 1e3, 2),
-                      "speedup": round(t_loop / t_vec, 3), "max_abs_logit_diff": diff}))
-
+                      "looped_ms": round(t_loop * 1e3, 2), "stacked_ms": round(t_stack * 1e3, 2),
+                      "stacked_speedup": round(t_loop / t_stack, 3),
+                      "encoder_looped_ms": round(e_loop * 1e3, 2),
+                      "encoder_stacked_ms": round(e_stack * 1e3, 2),
+                      "encoder_vmap_ms": round(e_vmap * 1e3, 2),
+                      "encoder_stacked_speedup": round(e_loop / e_stack, 3),
+                      "encoder_vmap_speedup": round(e_loop / e_vmap, 3),
+                      "max_abs_logit_diff": diff, "max_abs_vmap_state_diff": vmap_diff}))
 
 if __name__ == "__main__":
     main()

@@ -5,18 +5,20 @@ Hu et al., "A Sequential Recommendation Method Enhanced by Peer Knowledge", Acta
 
 T peers are BERT4Rec encoders (post-LN, bidirectional, GELU) with different random initialisation;
 the item embedding ``U``, the position embedding ``S`` (with the embedding LayerNorm) and the
-prediction head ``z = GELU(h W_O + b_O) U^T + b_U`` are shared. The peers' weights are stacked on
-a leading peer dimension and all peers run in ONE batched pass (``torch.baddbmm`` and a 5-D
-``scaled_dot_product_attention``), not a loop over peers. Training: stage 1 (mutual distillation)
-for ``stage1_epochs`` epochs, then stage 2 (deliberate practice) from the stage-1 weights; the
-losses are the pure functions of :mod:`mmseq.losses.peer`. Inference uses one peer
-(``inference_peer``); :mod:`mmseq.models.peerrec_export` turns it into a plain
+prediction head ``z = GELU(h W_O + b_O) U^T + b_U`` are shared. Each peer is an ordinary mmseq
+``TransformerEncoder`` (``peers.encoders[p]``); a forward runs the few peers one after the other,
+each on the whole batch (stacking their weights into batched matmuls was no faster on CPU and was
+dropped, docs/benchmarks.md section 5; old stacked checkpoints still load). Training: stage 1
+(mutual distillation) for ``stage1_epochs`` epochs, then stage 2 (deliberate practice) from the
+stage-1 weights; the losses are the pure functions of :mod:`mmseq.losses.peer`. Inference uses
+one peer (``inference_peer``); :mod:`mmseq.models.peerrec_export` turns it into a plain
 :class:`~mmseq.models.bert4rec.BERT4Rec`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import re
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -38,7 +40,9 @@ from mmseq.models.registry import MODELS
 from mmseq.nn.padding import last_states_by_length, masked_states_by_length
 from mmseq.nn.transformer import TransformerEncoder
 
-#: Stacked parameter of :class:`PeerBlock` -> the same parameter in mmseq's ``TransformerBlock``.
+#: Block parameter of the stacked format (result_version 1: ``peers.layers.<l>.<name>``, shape
+#: (T, ...)) -> the same parameter of mmseq's ``TransformerBlock``
+#: (``peers.encoders.<p>.blocks.<l>.<path>``).
 BLOCK_PARAMETERS: dict[str, str] = {
     "qkv_weight": "attention.qkv.weight", "qkv_bias": "attention.qkv.bias",
     "out_weight": "attention.out.weight", "out_bias": "attention.out.bias",
@@ -47,6 +51,35 @@ BLOCK_PARAMETERS: dict[str, str] = {
     "norm1_weight": "norm1.weight", "norm1_bias": "norm1.bias",
     "norm2_weight": "norm2.weight", "norm2_bias": "norm2.bias",
 }
+_STACKED_KEY = re.compile(r"^layers\.(\d+)\.(\w+)$")
+
+
+def unstack_peer_state(state: Mapping[str, Tensor], prefix: str = "peers.") -> dict[str, Tensor]:
+    """A state dict with stacked peer weights (the format of PeerRec ``result_version`` 1,
+    ``{prefix}layers.<l>.qkv_weight`` of shape (T, 3d, d), ...) in the per-peer format
+    (``{prefix}encoders.<p>.blocks.<l>.attention.qkv.weight`` of shape (3d, d), ...); keys of
+    the per-peer format and all other keys pass through unchanged (values are views)."""
+    out: dict[str, Tensor] = {}
+    for key, value in state.items():
+        match = _STACKED_KEY.match(key[len(prefix):]) if key.startswith(prefix) else None
+        if match is None or match.group(2) not in BLOCK_PARAMETERS:
+            out[key] = value
+            continue
+        layer, name = match.groups()
+        for peer in range(value.shape[0]):
+            out[f"{prefix}encoders.{peer}.blocks.{layer}.{BLOCK_PARAMETERS[name]}"] = value[peer]
+    return out
+
+
+def _load_stacked_checkpoints(module: nn.Module, state_dict: dict[str, Tensor], prefix: str,
+                              *_: object) -> None:
+    """``load_state_dict`` pre-hook of :class:`PeerTransformerEncoder`: old checkpoints with
+    stacked peer weights load into the per-peer encoders (in place on the loader's copy)."""
+    if not any(k.startswith(prefix + "layers.") for k in state_dict):
+        return
+    converted = unstack_peer_state(state_dict, prefix)
+    state_dict.clear()
+    state_dict.update(converted)
 
 
 @dataclass(frozen=True)
@@ -73,60 +106,15 @@ class PeerRecConfig(ItemLossConfig):
     peer_init: Literal["pytorch", "truncated_normal"] = "pytorch"  # encoder weight init
 
 
-def _linear(x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
-    """Per-peer affine map: (P, B, L, i) x (P, o, i) + (P, o) -> (P, B, L, o)."""
-    p, b, t, i = x.shape
-    y = torch.baddbmm(bias.unsqueeze(1), x.reshape(p, b * t, i), weight.transpose(1, 2))
-    return y.view(p, b, t, weight.shape[1])
-
-
-def _layer_norm(x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
-    """Per-peer LayerNorm over the last dimension: weight, bias (P, d)."""
-    y = F.layer_norm(x, x.shape[-1:])
-    return y * weight[:, None, None, :] + bias[:, None, None, :]
-
-
-class PeerBlock(nn.Module):
-    """One post-LN transformer block for P peers at once (mmseq's ``TransformerBlock`` with
-    ``norm_first=False``, weights stacked on a leading peer dimension).
-
-    Shapes:
-        x: (P, B, L, d); attend: (P * B, 1, L, L) bool; returns (P, B, L, d).
-    """
-
-    def __init__(self, stacked: dict[str, Tensor], *, num_heads: int, dropout: float) -> None:
-        super().__init__()
-        self.num_heads = num_heads
-        self.dropout = dropout
-        for name in BLOCK_PARAMETERS:
-            setattr(self, name, nn.Parameter(stacked[name]))
-
-    def forward(self, x: Tensor, attend: Tensor, peer: int | None = None) -> Tensor:
-        w = {n: getattr(self, n) for n in BLOCK_PARAMETERS}
-        if peer is not None:
-            w = {n: v[peer : peer + 1] for n, v in w.items()}
-        p, b, t, d = x.shape
-        drop = self.dropout if self.training else 0.0
-        q, k, v = _linear(x, w["qkv_weight"], w["qkv_bias"]).split(d, dim=-1)  # 3 x (P, B, L, d)
-        # Peers folded into the batch: 4-D attention is faster on CPU than a 5-D call.
-        q, k, v = (z.reshape(p * b, t, self.num_heads, d // self.num_heads).transpose(1, 2)
-                   for z in (q, k, v))  # (P*B, h, L, d/h)
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=attend, dropout_p=drop)
-        y = y.transpose(1, 2).reshape(p, b, t, d)  # (P, B, L, d)
-        y = F.dropout(_linear(y, w["out_weight"], w["out_bias"]), drop, self.training)
-        x = _layer_norm(x + y, w["norm1_weight"], w["norm1_bias"])
-        y = F.gelu(_linear(x, w["ffn_in_weight"], w["ffn_in_bias"]))  # (P, B, L, ffn)
-        y = F.dropout(_linear(F.dropout(y, drop, self.training), w["ffn_out_weight"],
-                              w["ffn_out_bias"]), drop, self.training)
-        return _layer_norm(x + y, w["norm2_weight"], w["norm2_bias"])
-
-
 class PeerTransformerEncoder(nn.Module):
-    """T bidirectional post-LN encoders with stacked weights, run in one batched pass.
+    """T bidirectional post-LN encoders, one ordinary mmseq ``TransformerEncoder`` per peer
+    (``encoders[p]``), run one after the other on the whole batch.
 
     Each peer is initialised exactly as an mmseq ``TransformerEncoder`` (built one after the
     other from the global RNG, so a 1-peer encoder equals BERT4Rec's under the same seed), or
     with BERT's truncated normal (std 0.02, +-2 std; zero biases) when ``init="truncated_normal"``.
+    Checkpoints of the former stacked format (``layers.<l>.qkv_weight`` (T, 3d, d), ...) load
+    through a ``load_state_dict`` pre-hook (:func:`unstack_peer_state`).
 
     Args:
         num_peers: T.
@@ -134,41 +122,35 @@ class PeerTransformerEncoder(nn.Module):
         init: ``"pytorch"`` (nn.Linear's default) or ``"truncated_normal"`` (the paper's TND).
 
     Shapes:
-        x: (P, B, L, d) with P = T, or 1 when ``peer`` is given; padding_mask: (B, L) bool.
+        x: (P, B, L, d) with P = T, or 1 when ``peer`` is given; padding_mask: (B, L) bool;
+        returns (P, B, L, d).
     """
 
     def __init__(self, *, num_peers: int, d_model: int, num_layers: int, num_heads: int,
                  ffn_dim: int, dropout: float, init: str = "pytorch") -> None:
         super().__init__()
         self.num_peers = num_peers
-        encoders = [TransformerEncoder(d_model=d_model, num_layers=num_layers,
-                                       num_heads=num_heads, ffn_dim=ffn_dim, dropout=dropout,
-                                       causal=False, norm_first=False)
-                    for _ in range(num_peers)]
-        if init == "truncated_normal":
-            for enc in encoders:
-                for module in enc.modules():
-                    if isinstance(module, nn.Linear):
-                        nn.init.trunc_normal_(module.weight, std=0.02, a=-0.04, b=0.04)
-                        nn.init.zeros_(module.bias)
-        self.layers = nn.ModuleList(
-            PeerBlock({name: torch.stack([enc.blocks[i].get_parameter(path).detach()
-                                          for enc in encoders])
-                       for name, path in BLOCK_PARAMETERS.items()},
-                      num_heads=num_heads, dropout=dropout)
-            for i in range(num_layers)
+        self.encoders = nn.ModuleList(
+            TransformerEncoder(d_model=d_model, num_layers=num_layers, num_heads=num_heads,
+                               ffn_dim=ffn_dim, dropout=dropout, causal=False, norm_first=False)
+            for _ in range(num_peers)
         )
+        if init == "truncated_normal":
+            for module in self.encoders.modules():
+                if isinstance(module, nn.Linear):
+                    nn.init.trunc_normal_(module.weight, std=0.02, a=-0.04, b=0.04)
+                    nn.init.zeros_(module.bias)
+        self.register_load_state_dict_pre_hook(_load_stacked_checkpoints)
 
     def forward(self, x: Tensor, padding_mask: Tensor, peer: int | None = None) -> Tensor:
-        t = x.shape[2]
-        # As TransformerEncoder.attention_mask (non-causal): padded keys are hidden, and every
-        # query sees itself so that padded rows stay finite.
-        eye = torch.eye(t, dtype=torch.bool, device=x.device)
-        attend = ~padding_mask[:, None, None, :] | eye  # (B, 1, L, L)
-        attend = attend.expand(x.shape[0], *attend.shape).flatten(0, 1)  # (P*B, 1, L, L)
-        for layer in self.layers:
-            x = layer(x, attend, peer)  # (P, B, L, d)
-        return x
+        encoders = list(self.encoders) if peer is None else [self.encoders[peer]]
+        if x.shape[0] != len(encoders):
+            raise ValueError(f"Expected x of shape (P, B, L, d) with P = {len(encoders)} "
+                             f"(got {tuple(x.shape)})")
+        # A loop over the T (2-3) peers, each on the whole batch: on CPU as fast as stacking
+        # the peers' weights into batched matmuls (docs/benchmarks.md section 5).
+        states = [enc(x_p, padding_mask) for enc, x_p in zip(encoders, x.unbind(0))]
+        return torch.stack(states) if len(states) > 1 else states[0].unsqueeze(0)
 
 
 @MODELS.register("peerrec")
@@ -186,6 +168,11 @@ class PeerRec(Recommender):
     """
 
     config_class = PeerRecConfig
+    # 2: peers run one after the other (one TransformerEncoder each) instead of one stacked pass.
+    # Same weights give the same logits and losses, and dropout draws as many numbers from the
+    # global RNG, but each peer's dropout masks come from other parts of the stream, so trained
+    # numbers differ from version 1's.
+    result_version = "2"
     epochs_started: Tensor
 
     def __init__(self, config: PeerRecConfig, num_users: int, num_items: int) -> None:

@@ -1,4 +1,4 @@
-"""One PeerRec peer as a plain BERT4Rec (same size, same inference cost), and peers as modules.
+"""One PeerRec peer as a plain BERT4Rec (same size, same inference cost).
 
 PeerRec keeps one peer at inference (methods.md 3). A peer together with the shared embedding,
 embedding LayerNorm and prediction head has exactly the parameters of mmseq's
@@ -18,18 +18,16 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from mmseq.config import ModelSection, from_dict
 from mmseq.errors import ConfigError
 from mmseq.models.bert4rec import BERT4Rec, BERT4RecConfig
-from mmseq.models.peerrec import BLOCK_PARAMETERS, PeerRec, PeerRecConfig
-from mmseq.nn.transformer import TransformerEncoder
+from mmseq.models.peerrec import PeerRec, PeerRecConfig, unstack_peer_state
 
 _SHARED = ("token_embedding.weight", "position_embedding.weight", "embedding_norm.weight",
            "embedding_norm.bias", "head.weight", "head.bias", "item_bias")
-_PEER_KEY = re.compile(r"^peers\.layers\.(\d+)\.(\w+)$")
+_PEER_KEY = re.compile(r"^peers\.encoders\.(\d+)\.(.+)$")
 
 
 def bert4rec_config(config: PeerRecConfig) -> BERT4RecConfig:
@@ -39,20 +37,21 @@ def bert4rec_config(config: PeerRecConfig) -> BERT4RecConfig:
 
 
 def bert4rec_state_dict(state: Mapping[str, Tensor], peer: int) -> dict[str, Tensor]:
-    """Convert a PeerRec ``state_dict`` to BERT4Rec's, keeping peer ``peer``.
+    """Convert a PeerRec ``state_dict`` (per-peer or the old stacked format) to BERT4Rec's,
+    keeping peer ``peer``.
 
     Raises:
         ConfigError: if ``peer`` is not a peer index of ``state``.
     """
     out = {k: state[k].detach().clone() for k in _SHARED}
-    for key, value in state.items():
-        match = _PEER_KEY.match(key)
-        if match is None:
-            continue
-        if not 0 <= peer < value.shape[0]:
-            raise ConfigError(f"Expected 'peer' in [0, {value.shape[0]}) (got {peer})")
-        layer, name = match.groups()
-        out[f"encoder.blocks.{layer}.{BLOCK_PARAMETERS[name]}"] = value[peer].detach().clone()
+    matches = [(m, v) for k, v in unstack_peer_state(state).items()
+               if (m := _PEER_KEY.match(k)) is not None]
+    num_peers = 1 + max((int(m.group(1)) for m, _ in matches), default=-1)
+    if not 0 <= peer < num_peers:
+        raise ConfigError(f"Expected 'peer' in [0, {num_peers}) (got {peer})")
+    for match, value in matches:
+        if int(match.group(1)) == peer:
+            out[f"encoder.{match.group(2)}"] = value.detach().clone()
     return out
 
 
@@ -82,35 +81,3 @@ def export_checkpoint(payload: Mapping[str, Any], peer: int | None = None) -> di
     config["model"] = {"name": "bert4rec",
                        "params": dataclasses.asdict(bert4rec_config(peer_cfg))}
     return {"state_dict": bert4rec_state_dict(payload["state_dict"], peer), "config": config}
-
-
-def export_peer_encoders(model: PeerRec) -> nn.ModuleList:
-    """Every peer as a separate mmseq ``TransformerEncoder`` (the looped reference of
-    ``scripts/bench_peerrec.py`` and the tests)."""
-    c = model.config
-    encoders = nn.ModuleList()
-    state = model.state_dict()
-    for peer in range(c.num_peers):
-        enc = TransformerEncoder(d_model=c.embedding_dim, num_layers=c.num_layers,
-                                 num_heads=c.num_heads, ffn_dim=c.ffn_dim, dropout=c.dropout,
-                                 causal=False, norm_first=False)
-        full = bert4rec_state_dict(state, peer)
-        enc.load_state_dict({k[len("encoder."):]: v for k, v in full.items()
-                             if k.startswith("encoder.")})
-        encoders.append(enc)
-    return encoders.to(model.item_bias.device)
-
-
-def looped_peer_logits(model: PeerRec, encoders: nn.ModuleList, tokens: Tensor,
-                       masked: Tensor) -> Tensor:
-    """Reference forward with a Python loop over peers: (T, M, num_items) at ``masked``.
-
-    Same maths as ``model.peer_logits``; used only to check and time the batched path.
-    """
-    t = tokens.shape[1]
-    positions = torch.arange(model.config.max_len - t, model.config.max_len,
-                             device=tokens.device)
-    x = model.embedding_norm(model.token_embedding(tokens) + model.position_embedding(positions))
-    hidden = [enc(model.embedding_dropout(x), padding_mask=tokens == 0)[masked]
-              for enc in encoders]  # T x (M, d)
-    return model.item_logits(torch.stack(hidden))  # (T, M, num_items)

@@ -1,15 +1,15 @@
 """SD-MTMP + PeerRec: the fused flagship model (shared/docs/methods.md section 2).
 
 SD-MTMP (methods.md 1; :mod:`mmseq.models.sdmtmp`) gives the long- and short-term user
-representations and the item representation ``e_i``; PeerRec's batched peer encoder
-(methods.md 3; :mod:`mmseq.models.peerrec`) gives a third user representation ``e_u^seq``, the
+representations and the item representation ``e_i``; PeerRec's peer encoders
+(methods.md 3; :mod:`mmseq.models.peerrec`) give a third user representation ``e_u^seq``, the
 hidden state at a [MASK] appended after the user's history. The gate gets a third term:
 
     ``e_u = alpha1 e_u^long + alpha2 e_u^short + alpha3 e_u^seq``,
     ``alpha3 = sigmoid(e_u^seq . w_seq)``,  ``score(u, i) = e_u . e_i``.
 
 Training (one trainer batch = one SD-MTMP BPR batch): BPR (or ``sdmtmp.score_loss``: ce,
-sampled) on the fused score for EVERY peer's ``e_u^seq`` in one batched pass (mean over peers) +
+sampled) on the fused score for EVERY peer's ``e_u^seq`` (mean over peers) +
 SD-MTMP's ``gamma2 Loss_SD`` and L2 + ``peer_weight`` times PeerRec's stage-1/stage-2 loss on
 cloze-masked training sequences of the batch's users. Inference keeps one peer
 (``peer.inference_peer``). Both parts are submodules, used through their public methods; this
@@ -86,6 +86,8 @@ class SDMTMPPeer(EmbeddingRecommender):
     """
 
     config_class = SDMTMPPeerConfig
+    # 2: PeerRec's peers run one after the other (PeerRec.result_version 2): other dropout masks.
+    result_version = "2"
     requires_graphs: ClassVar[tuple[str, ...]] = SDMTMP.requires_graphs
 
     def __init__(self, config: SDMTMPPeerConfig, num_users: int, num_items: int) -> None:

@@ -193,7 +193,14 @@ def fit(
         )
     if state is not None:
         model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
+        try:
+            optimizer.load_state_dict(state["optimizer"])
+        except ValueError as exc:  # e.g. PeerRec's stacked peer weights (result_version 1)
+            raise ConfigError(
+                f"{checkpoint_path(checkpoint_dir)}: its optimizer state does not fit "
+                f"{type(model).__name__}'s parameters ({exc}); it was written by an older layout "
+                "of the model: start over (--no-resume)"
+            ) from None
         early.load_state_dict(state["early_stopping"])
         history, best_state = state["history"], state["best_state"]
         best_metrics, stopped_early = state["best_metrics"], state["stopped_early"]

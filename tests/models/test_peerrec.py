@@ -1,8 +1,12 @@
-"""PeerRec: batched peers, 1-peer = BERT4Rec, single-peer export, windows, stages, data split."""
+"""PeerRec: per-peer encoders (= the former stacked ones, old checkpoints load), 1-peer = BERT4Rec,
+single-peer export, windows, stages, data split."""
 
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,17 +22,22 @@ from mmseq.eval.protocol import make_eval_task
 from mmseq.losses.peer import deliberate_practice_loss
 from mmseq.models.bert4rec import BERT4Rec, BERT4RecConfig
 from mmseq.models.peerrec import PeerRec, PeerRecConfig
-from mmseq.models.peerrec_export import (
-    export_bert4rec,
-    export_checkpoint,
-    export_peer_encoders,
-    looped_peer_logits,
-)
+from mmseq.models.peerrec_export import export_bert4rec, export_checkpoint
 from mmseq.models.pop import Pop, PopConfig
 from mmseq.train.loop import fit
 from tests.models.test_conformance import clustered_interactions
 
 SMALL = {"embedding_dim": 16, "ffn_dim": 32, "max_len": 6}
+
+
+def stacked_peers():  # noqa: ANN201
+    """``StackedPeers`` of scripts/bench_peerrec.py: the former (result_version 1) encoder."""
+    path = Path(__file__).resolve().parents[2] / "scripts" / "bench_peerrec.py"
+    spec = importlib.util.spec_from_file_location("bench_peerrec_script", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module.StackedPeers
 
 
 def table(lengths: list[int], num_items: int = 12) -> Interactions:
@@ -96,31 +105,62 @@ def test_export_checkpoint_converts_a_run_payload() -> None:
     torch.manual_seed(0)
     model = PeerRec(PeerRecConfig(**SMALL), 4, 12)
     cfg = from_dict(ExperimentConfig, {"model": {"name": "peerrec", "params": dict(SMALL)}})
-    payload = export_checkpoint({"state_dict": model.state_dict(), "config": to_dict(cfg)}, peer=1)
-    converted = from_dict(ExperimentConfig, payload["config"], where="converted")
-    assert converted.model.name == "bert4rec"
-    bert = BERT4Rec(from_dict(BERT4RecConfig, converted.model.params), 4, 12)
-    bert.load_state_dict(payload["state_dict"])  # strict: every key present, none extra
-    assert torch.equal(bert.encoder.blocks[0].attention.qkv.weight,
-                       model.peers.layers[0].qkv_weight[1])
+    old_format = stacked_peers()(model).state_dict()
+    for state in (model.state_dict(), old_format):
+        payload = export_checkpoint({"state_dict": state, "config": to_dict(cfg)}, peer=1)
+        converted = from_dict(ExperimentConfig, payload["config"], where="converted")
+        assert converted.model.name == "bert4rec"
+        bert = BERT4Rec(from_dict(BERT4RecConfig, converted.model.params), 4, 12)
+        bert.load_state_dict(payload["state_dict"])  # strict: every key present, none extra
+        assert torch.equal(bert.encoder.blocks[0].attention.qkv.weight,
+                           model.peers.encoders[1].blocks[0].attention.qkv.weight)
     with pytest.raises(ConfigError, match="peer"):
         export_checkpoint({"state_dict": model.state_dict(), "config": to_dict(cfg)}, peer=2)
     with pytest.raises(ConfigError, match="PeerRec checkpoint"):
         export_checkpoint({"state_dict": {}, "config": {"model": {"name": "sasrec"}}})
 
 
-def test_batched_peers_equal_a_loop_over_peer_encoders() -> None:
+def test_per_peer_encoders_give_the_stacked_encoders_logits_losses_and_rng_use() -> None:
     torch.manual_seed(0)
     model = PeerRec(PeerRecConfig(**SMALL, num_peers=3), 1, 12).eval()
-    tokens = torch.tensor([[0, 0, 3, 13, 5, 6], [1, 2, 13, 4, 13, 6]])
-    target = torch.where(tokens == 13, 4, -100)
+    stacked = stacked_peers()(model)  # the former encoder, same weights
+    tokens = torch.tensor([[0, 0, 3, 13, 5, 6], [1, 2, 13, 4, 13, 6], [0, 0, 0, 0, 2, 13]])
+    batch = {"input": tokens, "target": torch.where(tokens == 13, 4, -100)}
     with torch.no_grad():
-        logits, targets = model.peer_logits({"input": tokens, "target": target})
-        looped = looped_peer_logits(model, export_peer_encoders(model).eval(), tokens,
-                                    tokens == 13)
-    assert logits.shape == (3, 3, 12) and targets.tolist() == [4, 4, 4]
-    torch.testing.assert_close(logits, looped, rtol=0, atol=1e-5)
+        logits, targets = model.peer_logits(batch)
+        reference, ref_targets = stacked.peer_logits(batch)
+        one, ref_one = model.encode(tokens, peer=2), stacked.encode(tokens, peer=2)
+    assert logits.shape == (3, 4, 12) and torch.equal(targets, ref_targets)
+    assert torch.equal(logits, reference) and torch.equal(one, ref_one)  # bit for bit
+    for stage in (1, 2):
+        ours = model.loss_from_logits(logits, targets, stage)
+        theirs = model.loss_from_logits(reference, targets, stage)
+        assert torch.equal(ours.total, theirs.total)
     assert (logits[0] - logits[1]).abs().max() > 1e-3  # peers differ
+    # Training mode: dropout draws as many numbers from the global RNG as before.
+    model.train()
+    after = []
+    for encode in (model.encode, stacked.encode):
+        torch.manual_seed(5)
+        encode(tokens)
+        after.append(torch.rand(4))
+    assert torch.equal(after[0], after[1])
+
+
+def test_old_checkpoints_with_stacked_peer_weights_load() -> None:
+    torch.manual_seed(0)
+    trained = PeerRec(PeerRecConfig(**SMALL, num_peers=3), 4, 12)
+    old_format = stacked_peers()(trained).state_dict()
+    assert old_format["peers.layers.1.qkv_weight"].shape == (3, 48, 16)
+    torch.manual_seed(1)
+    fresh = PeerRec(PeerRecConfig(**SMALL, num_peers=3), 4, 12)
+    fresh.load_state_dict(old_format)  # strict
+    for key, value in trained.state_dict().items():
+        assert torch.equal(fresh.state_dict()[key], value), key
+    assert "peers.layers.1.qkv_weight" in old_format  # the caller's dict is left as it was
+    two_peers = PeerRec(PeerRecConfig(**SMALL, num_peers=2), 4, 12)
+    with pytest.raises(RuntimeError, match="encoders.2"):  # T does not fit: named, not sliced
+        two_peers.load_state_dict(old_format)
 
 
 def test_training_windows_are_cut_from_the_right() -> None:

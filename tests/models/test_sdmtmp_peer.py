@@ -239,13 +239,26 @@ def test_scores_use_only_the_inference_peer(data, inputs) -> None:
     model = make(data, peer={"inference_peer": 1}).eval()
     before = scores(model)
     with torch.no_grad():
-        for layer in model.peer.peers.layers:
-            for p in layer.parameters():  # stacked (T, ...): scramble peer 0 only
-                p[0].add_(torch.randn_like(p[0]))
+        for p in model.peer.peers.encoders[0].parameters():  # scramble peer 0 only
+            p.add_(torch.randn_like(p))
     torch.testing.assert_close(scores(model), before, rtol=0, atol=0)
     with torch.no_grad():
-        model.peer.peers.layers[0].qkv_weight[1].mul_(-1.0)
+        model.peer.peers.encoders[1].blocks[0].attention.qkv.weight.mul_(-1.0)
     assert not torch.allclose(scores(model), before)
+
+
+def test_old_checkpoints_with_stacked_peer_weights_load(data) -> None:
+    from tests.models.test_peerrec import stacked_peers
+
+    trained = make(data, seed=0)
+    old_peer = stacked_peers()(trained.peer).state_dict()  # PeerRec's former stacked format
+    old_format = {k: v for k, v in trained.state_dict().items() if not k.startswith("peer.")}
+    old_format.update({f"peer.{k}": v for k, v in old_peer.items()})
+    assert "peer.peers.layers.0.qkv_weight" in old_format
+    fresh = make(data, seed=1)
+    fresh.load_state_dict(old_format)  # strict
+    for key, value in trained.state_dict().items():
+        assert torch.equal(fresh.state_dict()[key], value), key
 
 
 # ---------------------------------------------------------------------------- training

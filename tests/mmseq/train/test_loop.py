@@ -20,7 +20,12 @@ from mmseq.errors import ArtifactError, ConfigError, TrainingError
 from mmseq.eval.protocol import evaluate, make_eval_task
 from mmseq.models import MODELS, LossOutput, Recommender
 from mmseq.train.callbacks import Callback, EarlyStopping
-from mmseq.train.checkpoint import capture_rng_state, load_checkpoint, restore_rng_state
+from mmseq.train.checkpoint import (
+    capture_rng_state,
+    load_checkpoint,
+    restore_rng_state,
+    save_checkpoint,
+)
 from mmseq.train.loop import fit
 
 REPO = Path(__file__).resolve().parents[3]
@@ -94,7 +99,8 @@ class InterruptAfter(Callback):
             raise Interrupt(f"simulated crash after epoch {epoch}")
 
 
-@pytest.mark.parametrize("name", ["bprmf", "sasrec"])  # generator-driven; + dropout's global RNG
+# generator-driven; + dropout's global RNG; + several encoders (one per peer) and a stage clock
+@pytest.mark.parametrize("name", ["bprmf", "sasrec", "peerrec"])
 def test_resume_after_interruption_matches_uninterrupted_run(name: str, setup,
                                                               tmp_path: Path) -> None:
     full_model, full = _run(name, setup)
@@ -111,6 +117,18 @@ def test_resume_after_interruption_matches_uninterrupted_run(name: str, setup,
     # A finished run resumes to the same result without training again.
     _, again = _run(name, setup, init_seed=7, checkpoint_dir=tmp_path)
     assert again.best_metrics == full.best_metrics and len(again.history) == 5
+
+
+def test_an_optimizer_state_of_other_parameters_is_refused_by_name(setup,
+                                                                   tmp_path: Path) -> None:
+    # Same key, other parameter layout (as a PeerRec checkpoint of stacked peer weights, whose
+    # model weights load through a pre-hook but whose Adam state has fewer, larger tensors).
+    _run("bprmf", setup, checkpoint_dir=tmp_path)
+    state = load_checkpoint(tmp_path)
+    state["optimizer"]["param_groups"][0]["params"].append(99)
+    save_checkpoint(tmp_path, state)
+    with pytest.raises(ConfigError, match=r"optimizer state does not fit.*--no-resume"):
+        _run("bprmf", setup, checkpoint_dir=tmp_path)
 
 
 def test_a_checkpoint_of_another_experiment_is_refused_by_name(setup, tmp_path: Path) -> None:
