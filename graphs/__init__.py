@@ -13,7 +13,9 @@ stages and builders a config lists, caches each part on disk and returns a
   hyperedge per topic (methods.md 1.2; stage ``topics``);
 * ``item_cooccurrence``: item-item graph of consecutive items in training sequences;
 * ``item_attribute_hypergraph``: items x attributes from ``Interactions.item_attributes``;
-* ``item_semantic_graph``: kNN item-item graph over item text embeddings (stage ``item_text``).
+* ``item_semantic_graph``: kNN item-item graph over item text embeddings (stage ``item_text``);
+* ``item_text_embedding``: edgeless item part carrying ``features["text"]``, the item text
+  embeddings themselves (stage ``item_text``).
 
 See docs/graphs.md.
 """
@@ -23,6 +25,7 @@ from graphs.compose import GraphSpec, build_all, parse_specs, run_stages, summar
 from graphs.cooccurrence import ItemCooccurrenceBuilder, ItemCooccurrenceConfig
 from graphs.item_attribute import ItemAttributeHypergraphBuilder, ItemAttributeHypergraphConfig
 from graphs.item_semantic import ItemSemanticGraphBuilder, ItemSemanticGraphConfig
+from graphs.item_text_embedding import ItemTextEmbeddingBuilder, ItemTextEmbeddingConfig
 from graphs.normalize import hypergraph_norm, symmetric_normalize
 from graphs.rating import (
     InteractionGraphBuilder,
@@ -48,6 +51,8 @@ __all__ = [
     "ItemCooccurrenceConfig",
     "ItemSemanticGraphBuilder",
     "ItemSemanticGraphConfig",
+    "ItemTextEmbeddingBuilder",
+    "ItemTextEmbeddingConfig",
     "ItemTopicHypergraphBuilder",
     "RatingGraphBuilder",
     "RatingGraphConfig",

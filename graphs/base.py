@@ -62,6 +62,9 @@ class GraphBuilder(ABC):
             ``build`` reads, e.g. ``("topics",)``.
         directed: True when a kind-"graph" part may be directed (``A != A^T``, e.g. a kNN
             graph); the conformance suite then skips its symmetry check.
+        features_only: True when the part is edgeless and carries node features only (e.g.
+            ``item_text_embedding``: ``features["text"]``); the conformance suite then checks
+            its features instead of its edges.
         version: bump when the output for the same inputs changes (invalidates caches).
 
     ``build`` must be deterministic, use ``train`` (the fit rows) and the declared artifacts only,
@@ -73,6 +76,7 @@ class GraphBuilder(ABC):
     config_class: ClassVar[type]
     requires: ClassVar[tuple[str, ...]] = ()
     directed: ClassVar[bool] = False
+    features_only: ClassVar[bool] = False
     version: ClassVar[int] = 1
 
     @abstractmethod

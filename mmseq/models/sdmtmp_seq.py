@@ -4,10 +4,12 @@ Built from the same ingredients as SD-MTMP (methods.md 1) and its fused PeerRec 
 text-aware sequential recommenders use side information: the item representation that the
 sequence encoder reads AND scores against is
 
-    ``e_i = q_i^ID + [e_i^inter] + [e_i^topic]``
+    ``e_i = q_i^ID + [e_i^inter] + [e_i^topic] + [e_i^text]``
 
 (ID embedding of :class:`SASRec`, plus SD-MTMP's rating-aware GCN and topic-aware hypergraph item
-rows, each switchable), a causal SASRec encoder gives ``h_t`` for every prefix, and at the last
+rows, plus ``e_i^text = Dropout(LN?(W_text x_i))``, a bias-free projection of the item's review-text
+embedding ``x_i`` read from ``features["text"]`` of the ``item_text_embedding`` part; each
+switchable), a causal SASRec encoder gives ``h_t`` for every prefix, and at the last
 position the dual rating x time attention of SD-MTMP over the row's most recent items is added
 through a sigmoid gate:
 
@@ -32,10 +34,10 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from mmseq.data.sampling import next_item_batches
-from mmseq.errors import ConfigError
+from mmseq.errors import ArtifactError, ConfigError
 from mmseq.models.base import LossOutput, ModelInputs, Recommender
 from mmseq.models.registry import MODELS
 from mmseq.models.sasrec import SASRec, SASRecConfig
@@ -53,6 +55,11 @@ from mmseq.models.sdmtmp import (
 )
 from mmseq.nn.gated_fusion import AdaptiveGatedFusion
 from mmseq.nn.rating_time_attention import interaction_ages, short_term_mask
+
+#: The graph part carrying the item text features (built by ``graphs/item_text_embedding.py``).
+ITEM_TEXT = "item_text_embedding"
+#: Its dense feature: (num_items, text_dim) float, zero rows for items without training text.
+TEXT_FEATURE = "text"
 
 
 @dataclass(frozen=True, eq=False)
@@ -81,10 +88,18 @@ class SDMTMPSeqConfig:
     user_long: bool = True  # add SD-MTMP's gated long-term user vector e_u^inter + e_u^topic too
     score_loss: ScoreLoss = "ce"  # softmax, all items | bpr, 1 negative/position | sampled
     num_negatives: int = 256  # N negatives shared by a batch for score_loss='sampled'
+    item_text: bool = False  # add e_i^text = W_text x_i (item_text_embedding part) to q_i^ID
+    text_dim: int = 384  # width of features["text"] (the sentence encoder's, MiniLM: 384)
+    text_layer_norm: bool = False  # LayerNorm(d) on the projected text row
+    text_dropout: float = 0.0  # dropout on the projected text row (training only)
 
     def __post_init__(self) -> None:
         if self.num_negatives < 1:
             raise ConfigError(f"Expected 'num_negatives' >= 1 (got {self.num_negatives})")
+        if self.text_dim < 1:
+            raise ConfigError(f"Expected 'text_dim' >= 1 (got {self.text_dim})")
+        if not 0.0 <= self.text_dropout < 1.0:
+            raise ConfigError(f"Expected 'text_dropout' in [0, 1) (got {self.text_dropout})")
         if self.sdmtmp.embedding_dim != self.sequence.embedding_dim:
             raise ConfigError(
                 "Expected 'sdmtmp.embedding_dim' to equal 'sequence.embedding_dim' (graph item "
@@ -118,8 +133,8 @@ class SDMTMPSeqConfig:
 class SDMTMPSeq(Recommender):
     """SASRec over ``q^ID + e^inter + e^topic`` items, plus SD-MTMP's short-term attention.
 
-    With ``item_graph``, ``item_topic`` and ``short_term`` off and ``sdmtmp.gamma2 = 0`` this is
-    :class:`SASRec` exactly (same weights, same scores, same loss).
+    With ``item_graph``, ``item_topic``, ``user_long``, ``short_term`` and ``item_text`` off and
+    ``sdmtmp.gamma2 = 0`` this is :class:`SASRec` exactly (same weights, same scores, same loss).
 
     Args:
         config: :class:`SDMTMPSeqConfig`.
@@ -145,19 +160,62 @@ class SDMTMPSeq(Recommender):
         self.user_gate = (
             AdaptiveGatedFusion(config.sequence.embedding_dim, branches) if branches else None
         )
+        d = config.sequence.embedding_dim
+        if config.item_text:
+            # W_text: bias-free, so that an item without training text (zero x_i) adds nothing.
+            self.text_projection = nn.Linear(config.text_dim, d, bias=False)
+            nn.init.xavier_uniform_(self.text_projection.weight)
+            self.text_norm = nn.LayerNorm(d) if config.text_layer_norm else nn.Identity()
+            self.text_dropout = nn.Dropout(config.text_dropout)
         # The runner reads the graphs to load from the instance.
-        self.requires_graphs = self.sdmtmp.requires_graphs if config.uses_graphs else ()  # type: ignore[misc]
+        graphs = self.sdmtmp.requires_graphs if config.uses_graphs else ()
+        self.requires_graphs = graphs + ((ITEM_TEXT,) if config.item_text else ())  # type: ignore[misc]
         self._eval: _Tables | None = None
 
     # ------------------------------------------------------------------ representations
+    def text_features(self, inputs: ModelInputs) -> Tensor:
+        """``x`` (num_items, text_dim): ``features["text"]`` of the ``item_text_embedding`` part.
+
+        Raises:
+            ArtifactError: the part is not in ``inputs.graphs``, or has no (num_items, text_dim)
+                ``"text"`` feature.
+        """
+        part = inputs.graphs.get(ITEM_TEXT)
+        if part is None:
+            raise ArtifactError(
+                f"SD-MTMP-Seq with 'item_text: true' needs the graph '{ITEM_TEXT}' in "
+                f"inputs.graphs (has: {sorted(inputs.graphs)}); add {{builder: {ITEM_TEXT}}} to "
+                "the config's 'graphs' list and run scripts/build_graphs.py --config <config>"
+            )
+        text = part.features.get(TEXT_FEATURE)
+        want = (self.num_items, self.config.text_dim)
+        if text is None or tuple(text.shape) != want:
+            got = None if text is None else tuple(text.shape)
+            raise ArtifactError(
+                f"Expected '{ITEM_TEXT}'.features['{TEXT_FEATURE}'] of shape {want} (got {got}); "
+                "set model.params.text_dim to the encoder width, or rebuild the part for this data"
+            )
+        return text
+
+    def text_rows(self, inputs: ModelInputs) -> Tensor:
+        """``e^text = Dropout(LN?(x W_text^T))`` (num_items, d); zero rows for items without text
+        unless ``text_layer_norm`` (LayerNorm's bias)."""
+        x = self.text_features(inputs).to(self.text_projection.weight.dtype)  # (n, text_dim)
+        return self.text_dropout(self.text_norm(self.text_projection(x)))  # (n, d)
+
     def represent(self, inputs: ModelInputs) -> _Tables:
         """Every item's ``e_i`` (with a zero padding row) and every user's ``e_u^long``."""
         cfg = self.config
         table = self.sequence.item_embedding.weight  # (n + 1, d), row 0 = pad
         if not cfg.uses_graphs:
-            return _Tables(table)
+            if not cfg.item_text:
+                return _Tables(table)
+            pad = table.new_zeros(1, table.shape[1])
+            return _Tables(torch.cat([pad, table[1:] + self.text_rows(inputs)]))  # (n + 1, d)
         enc = self.sdmtmp.encode(inputs)
         items = table[1:]  # (n, d)
+        if cfg.item_text:
+            items = items + self.text_rows(inputs)
         if cfg.item_graph:
             items = items + enc.item_inter
         if cfg.item_topic and enc.item_topic is not None:
@@ -214,7 +272,10 @@ class SDMTMPSeq(Recommender):
         self, inputs: ModelInputs, batch_size: int, generator: torch.Generator
     ) -> Iterator[dict[str, Tensor]]:
         for name in self.requires_graphs:  # fail before the epoch starts if a graph is missing
-            self.sdmtmp._part(inputs, name)
+            if name == ITEM_TEXT:
+                self.text_features(inputs)
+            else:
+                self.sdmtmp._part(inputs, name)
         for batch in next_item_batches(inputs.seq_items, batch_size, generator):
             if self.config.score_loss == "bpr":
                 batch["neg"] = torch.randint(
@@ -302,4 +363,4 @@ class SDMTMPSeq(Recommender):
         return self.user_states(users, inputs, tables) @ tables.items[1:].T  # (B, num_items)
 
 
-__all__ = ["SDMTMPSeq", "SDMTMPSeqConfig"]
+__all__ = ["ITEM_TEXT", "TEXT_FEATURE", "SDMTMPSeq", "SDMTMPSeqConfig"]

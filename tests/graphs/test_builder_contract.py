@@ -50,6 +50,7 @@ def test_the_expected_builders_are_registered() -> None:
         "item_cooccurrence",
         "item_attribute_hypergraph",
         "item_semantic_graph",
+        "item_text_embedding",
     } <= set(BUILDERS)
 
 
@@ -59,9 +60,18 @@ def test_bounds_layout_weights_and_provenance(name: str) -> None:
     part = _build(name, train)
     assert part.name == name and part.kind in ("graph", "hypergraph")
     assert part.edge_index.dtype == torch.int64 and part.edge_weight.dtype == torch.float32
-    assert part.nnz > 0
-    assert int(part.edge_index[0].min()) >= 0 and int(part.edge_index[0].max()) < part.shape[0]
-    assert int(part.edge_index[1].min()) >= 0 and int(part.edge_index[1].max()) < part.shape[1]
+    if GRAPH_BUILDERS.get(name).features_only:  # an edgeless part: its features are the content
+        assert part.nnz == 0 and part.features
+        for value in part.features.values():
+            assert value.dtype == torch.float32 and bool(torch.isfinite(value).all())
+            assert value.shape[0] == part.shape[0]  # one row per node
+    else:
+        assert part.nnz > 0
+    if part.nnz:
+        assert int(part.edge_index[0].min()) >= 0
+        assert int(part.edge_index[0].max()) < part.shape[0]
+        assert int(part.edge_index[1].min()) >= 0
+        assert int(part.edge_index[1].max()) < part.shape[1]
     assert torch.isfinite(part.edge_weight).all() and bool((part.edge_weight >= 0).all())
     offsets = sorted(dict(part.node_offsets).values())
     assert offsets[0] == 0 and offsets[-1] < part.shape[0]
@@ -109,7 +119,9 @@ def test_no_validation_or_test_leakage(name: str) -> None:
         changed = dataclasses.replace(fit_a, item=(fit_a.item + 1) % data.num_items)
         a, c = _build(name, fit_a), _build(name, changed)
         assert not (
-            torch.equal(a.edge_index, c.edge_index) and torch.equal(a.edge_weight, c.edge_weight)
+            torch.equal(a.edge_index, c.edge_index)
+            and torch.equal(a.edge_weight, c.edge_weight)
+            and all(torch.equal(a.features[k], c.features[k]) for k in a.features)
         )
     if name in ("interaction_graph", "rating_graph"):
         # Every edge is a fit pair: no held-out (user, item) reaches the graph.

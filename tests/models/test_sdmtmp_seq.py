@@ -17,11 +17,11 @@ import torch
 from graphs.compose import build_all
 from mmseq.config import TrainConfig, from_dict, load_experiment
 from mmseq.data.inputs import ModelInputs, build_model_inputs
-from mmseq.errors import ConfigError
+from mmseq.errors import ArtifactError, ConfigError
 from mmseq.eval.protocol import evaluate, make_eval_task
 from mmseq.models import MODELS
 from mmseq.models.sasrec import SASRec
-from mmseq.models.sdmtmp_seq import SDMTMPSeq, SDMTMPSeqConfig
+from mmseq.models.sdmtmp_seq import ITEM_TEXT, SDMTMPSeq, SDMTMPSeqConfig
 from mmseq.train.loop import fit
 from tests.models.test_sdmtmp import SPECS, TOPIC_DIM, fixed_topics, tiny_log
 from tests.models.test_sdmtmp_peer import synthetic_setup
@@ -72,6 +72,9 @@ def test_registered_and_configured_from_nested_yaml() -> None:
         ({"sequence": {"embedding_dim": 16}}, "embedding_dim"),
         ({"sdmtmp": {"ablation": "w/o-H"}}, "item_topic"),
         ({"sdmtmp": {"ablation": "w/o-A"}}, "ablation"),
+        ({"text_dim": 0}, "text_dim"),
+        ({"text_dropout": 1.0}, "text_dropout"),
+        ({"text_dropout": -0.1}, "text_dropout"),
     ],
 )
 def test_bad_config_is_named(mapping: dict, match: str) -> None:
@@ -237,3 +240,73 @@ def test_results_table_rows_parse(table: str) -> None:
         cfg = load_experiment(ROOT.parents[1] / module.load_tables()[table].config, [*row.set])
         names.add(cfg.model.name)
     assert names == {"sasrec", "sdmtmp_seq", "sdmtmp"}
+
+
+# ---------------------------------------------------------------------- review-text item rows
+TEXT_DIM = 5
+
+
+def text_features(data) -> torch.Tensor:
+    """(num_items, TEXT_DIM) fixed text features; the last item has none (zero row)."""
+    x = torch.arange(data.num_items * TEXT_DIM, dtype=torch.float32).reshape(-1, TEXT_DIM)
+    x = torch.sin(x)  # distinct, bounded rows
+    x[-1] = 0.0
+    return x
+
+
+@pytest.fixture(scope="module")
+def text_inputs(data) -> ModelInputs:
+    """The tiny log's graphs plus the item_text_embedding part, through the real builder."""
+    specs = [*SPECS, {"builder": ITEM_TEXT}]
+    artifacts = {"topics": fixed_topics(data), "item_text": text_features(data).numpy()}
+    bundle = build_all(specs, data, artifacts=artifacts, cache_dir=None)
+    return build_model_inputs(data, max_len=8, graphs=dict(bundle.parts))
+
+
+TEXT = {"item_text": True, "text_dim": TEXT_DIM}
+
+
+def test_text_rows_are_added_to_the_item_table(data, text_inputs) -> None:
+    model = make(data, **TEXT)
+    assert ITEM_TEXT in model.requires_graphs
+    tables = model.represent(text_inputs)
+    enc = model.sdmtmp.encode(text_inputs)
+    ids = model.sequence.item_embedding.weight[1:]
+    projected = text_features(data) @ model.text_projection.weight.T  # (n, d), no bias
+    torch.testing.assert_close(tables.items[1:], ids + projected + enc.item_inter + enc.item_topic)
+    assert torch.equal(tables.items[0], torch.zeros(8))
+    # The item without training text gets no text row: ID + graph + topic rows only.
+    last = ids[-1] + enc.item_inter[-1] + enc.item_topic[-1]
+    torch.testing.assert_close(tables.items[-1], last)
+
+
+def test_sasrec_plus_text_needs_only_the_text_part_and_changes_scores(data, text_inputs) -> None:
+    plain = make(data, sdmtmp={"gamma2": 0.0}, **OFF).eval()
+    model = make(data, sdmtmp={"gamma2": 0.0}, **OFF, **TEXT).eval()
+    assert model.requires_graphs == (ITEM_TEXT,)
+    model.load_state_dict(plain.state_dict(), strict=False)  # same SASRec weights
+    users = torch.arange(data.num_users)
+    base, scores = plain.score_all(users, text_inputs), model.score_all(users, text_inputs)
+    assert (scores - base).abs().max() > 1e-3  # the text path changes the scores
+    with torch.no_grad():
+        model.text_projection.weight.zero_()  # control: no text row, SASRec's scores again
+    torch.testing.assert_close(model.score_all(users, text_inputs), base)
+
+
+def test_text_projection_is_trained(data, text_inputs) -> None:
+    model = make(data, **TEXT, text_layer_norm=True, text_dropout=0.1)
+    model.loss(batch_of(model, text_inputs), text_inputs).total.backward()
+    assert model.text_projection.weight.grad is not None
+    assert model.text_projection.weight.grad.abs().sum() > 0
+    assert model.text_projection.bias is None
+
+
+def test_missing_or_wrong_text_part_is_a_clear_error(data, inputs, text_inputs) -> None:
+    model = make(data, **TEXT)
+    with pytest.raises(ArtifactError, match=r"needs the graph 'item_text_embedding'.*build_graphs"):
+        batch_of(model, inputs)  # before the first step
+    with pytest.raises(ArtifactError, match="item_text_embedding"):
+        model.represent(inputs)
+    wide = make(data, item_text=True, text_dim=TEXT_DIM + 1)
+    with pytest.raises(ArtifactError, match=r"features\['text'\] of shape \(9, 6\).*text_dim"):
+        wide.represent(text_inputs)
