@@ -316,7 +316,7 @@ class TopicExtractor:
             emb = np.asarray(self.encoder.encode(unique, progress=self.progress))
             # The encoder's worker processes (forked, each holding the model) are idle from
             # here on: end them before the checks, the cache write and the row expansion below
-            # allocate (MI: the stage's peak PSS fell in that second), and before UMAP/HDBSCAN.
+            # allocate, and before UMAP/HDBSCAN, so that no two peaks add up.
             close = getattr(self.encoder, "close", None)
             if callable(close):
                 close()
