@@ -15,18 +15,26 @@ the first N sentences in corpus (file) order. The dedupe gain depends on the sam
 printed; the LAST line is one JSON object for the RANDOM sample (keys stock_sentences_per_s,
 mmseq_sentences_per_s, ratio, mean_cosine; the corpus-order numbers sit under "corpus_order").
 
-``--end-to-end`` instead times the whole topic stage on the training split (ratio-80-20 ``fit``)
-of the data set, twice: a cold run (cache folder empty) and a warm run (cache hit).
+``--end-to-end`` instead times the whole topic stage of an experiment config (default: the
+Musical Instruments SD-MTMP config: its data, split and ``topics:`` section, e.g.
+``min_topic_size`` 30) on the ``fit`` rows, twice: a cold run (topic cache folder empty: a fresh
+temporary folder, or ``--cache-dir``) and a warm run (cache hit). It prints the stage times
+(split, embed, reduce = UMAP, hdbscan, represent = c-TF-IDF), the cold run's peak PSS summed over
+the process and its children, and a hash of the sentence topics (``--save-assignments`` writes
+them) to compare two versions of the code. UMAP's compiled numba kernels live in a separate
+JIT cache (topics/jit_cache.py); ``MMSEQ_JIT_CACHE=<empty folder>`` measures a first run.
 
 Usage::
 
     OMP_NUM_THREADS=2 python scripts/bench_topics.py --sentences 1500
-    OMP_NUM_THREADS=2 python scripts/bench_topics.py --end-to-end
+    python scripts/bench_topics.py --end-to-end --no-progress
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
 import gzip
 import hashlib
 import json
@@ -39,9 +47,11 @@ from typing import Any
 
 import numpy as np
 
-from mmseq.data.schema import Interactions
 from topics import MiniLMEncoder, TopicConfig, TopicExtractor, split_sentences, unique_sentences
 
+DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / (
+    "configs/experiments/sdmtmp_musical_instruments.yaml"
+)
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / (
     "shared/data/amazon2014-musical-instruments-5core/reviews_Musical_Instruments_5.json.gz"
 )
@@ -172,18 +182,20 @@ def bench_encode(args: argparse.Namespace) -> None:
 
 class PeakPss:
     """Samples the PSS summed over this process and all its children (``psutil``, which reads
-    ``/proc/<pid>/smaps_rollup``) every ``interval`` seconds in a thread; ``peak`` in bytes."""
+    ``/proc/<pid>/smaps_rollup``) every ``interval`` seconds in a thread; ``peak`` in bytes and
+    ``peak_at`` in seconds since the sampling started."""
 
     def __init__(self, interval: float = 0.5) -> None:
         import threading
 
-        self.interval, self.peak, self._stop = interval, 0, threading.Event()
+        self.interval, self.peak, self.peak_at, self._stop = interval, 0, 0.0, threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
         import psutil
 
         me = psutil.Process()
+        start = time.perf_counter()
         while not self._stop.is_set():
             total = 0
             for proc in [me, *me.children(recursive=True)]:
@@ -191,7 +203,8 @@ class PeakPss:
                     total += proc.memory_full_info().pss
                 except (psutil.NoSuchProcess, psutil.AccessDenied):
                     pass
-            self.peak = max(self.peak, total)
+            if total > self.peak:
+                self.peak, self.peak_at = total, time.perf_counter() - start
             self._stop.wait(self.interval)
 
     def __enter__(self) -> PeakPss:
@@ -204,45 +217,64 @@ class PeakPss:
 
 
 def bench_end_to_end(args: argparse.Namespace) -> None:
-    from mmseq.data.readers import load_interactions
-    from mmseq.data.split import split_interactions
+    """The topic stage of ``args.config`` (its data, split and ``topics:`` section) on the fit
+    rows, cold (empty cache folder) then warm (cache hit)."""
+    from mmseq.config import load_experiment
+    from mmseq.data.prepare import prepare_data
+    from mmseq.stages import stage_configs
 
-    data: Interactions = load_interactions(args.data)
-    fit = split_interactions(data, "ratio-80-20").fit
-    cfg = TopicConfig(
+    exp = load_experiment(args.config, args.set)
+    fit = prepare_data(exp).split.fit
+    cfg = dataclasses.replace(
+        stage_configs(exp, ["topics"])["topics"],
         threads=args.threads,
         workers=args.workers,
-        batch_tokens=args.batch_tokens,
-        max_batch_size=args.max_batch_size,
     )
-    with tempfile.TemporaryDirectory() as cache:
-        times = []
-        peaks = []
+    print(f"{args.config}: {len(fit)} fit rows; {cfg}")
+    if args.cache_dir is not None and any(args.cache_dir.iterdir()):
+        raise SystemExit(f"--cache-dir {args.cache_dir} must be empty (a cold run)")
+    cache_ctx = (
+        contextlib.nullcontext(str(args.cache_dir))
+        if args.cache_dir is not None
+        else tempfile.TemporaryDirectory(prefix="mmseq-topics-bench-")
+    )
+    load_before = os.getloadavg()
+    with cache_ctx as cache:
+        times, peaks, timings = [], [], []
         for run in ("cold", "warm"):
             start = time.perf_counter()
             with PeakPss() as pss:
-                ex = TopicExtractor(cfg, progress=True)
+                ex = TopicExtractor(cfg, progress=not args.no_progress)
                 topics = ex.fit(fit, cache_dir=cache)
             times.append(time.perf_counter() - start)
-            peaks.append(pss.peak)
-            print(
-                f"{run}: {times[-1]:.1f}s, cache hit {ex.cache_hit_}, stages "
-                f"{ {k: round(v, 1) for k, v in ex.timings_.items()} }"
-            )
+            peaks.append(pss)
+            timings.append({k: round(v, 2) for k, v in ex.timings_.items()})
+            print(f"{run}: {times[-1]:.1f}s, cache hit {ex.cache_hit_}, stages {timings[-1]}")
+            if run == "cold" and args.save_assignments is not None:
+                np.save(args.save_assignments, ex.result_.sentence_topic)
     meta = topics.meta
+    sentence_topic = ex.result_.sentence_topic  # (S,) the warm run's = the cold run's (cached)
     print(
         json.dumps(
             {
+                "config": str(args.config),
                 "fit_rows": len(fit),
                 "sentences": meta["sentences"]["sentences"],
                 "unique_sentences": meta["unique_sentences"],
                 "topics": topics.num_topics,
                 "outlier_share": round(meta["outlier_share"], 4),
                 "cold_s": round(times[0], 1),
+                "cold_stages_s": timings[0],
                 "warm_s": round(times[1], 2),
                 "cold_sentences_per_s": round(meta["sentences"]["sentences"] / times[0], 1),
-                "cold_peak_pss_gib": round(peaks[0] / 2**30, 3),
+                "cold_peak_pss_gib": round(peaks[0].peak / 2**30, 3),
+                "cold_peak_pss_at_s": round(peaks[0].peak_at, 1),
+                "sentence_topic_sha": hashlib.sha256(
+                    np.ascontiguousarray(sentence_topic, dtype=np.int64).tobytes()
+                ).hexdigest()[:16],
                 "topic_sizes_sha": hashlib.sha256(str(meta["topic_sizes"]).encode()).hexdigest(),
+                "jit_cache": os.environ.get("MMSEQ_JIT_CACHE", "default"),
+                "load_avg": [round(load_before[0], 2), round(os.getloadavg()[0], 2)],
             }
         )
     )
@@ -267,6 +299,20 @@ def main() -> None:
         "--chunks", type=int, default=1, help="calls per path and pass (1 = whole sample)"
     )
     parser.add_argument("--end-to-end", action="store_true", help="time the whole topic stage")
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=DEFAULT_CONFIG,
+        help="--end-to-end: experiment YAML whose data, split and topics section are used",
+    )
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument(
+        "--cache-dir", type=Path, default=None, help="--end-to-end: an EMPTY topic cache folder"
+    )
+    parser.add_argument(
+        "--save-assignments", type=Path, default=None, help="--end-to-end: sentence topics .npy"
+    )
+    parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args()
     if args.rounds < 1 or args.chunks < 1:
         parser.error(f"--rounds and --chunks must be >= 1 (got {args.rounds}, {args.chunks})")

@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -37,6 +36,7 @@ from topics.cache import (
 )
 from topics.config import TopicConfig
 from topics.encoder import EncodeFn, SentenceEncoder, build_encoder, check_embeddings
+from topics.jit_cache import enable_jit_cache
 from topics.sentences import SentenceTable, training_sentences, unique_sentences
 
 logger = logging.getLogger(__name__)
@@ -95,9 +95,11 @@ def default_clusterer(cfg: TopicConfig) -> Any:
 
     return HDBSCAN(
         min_cluster_size=cfg.min_topic_size,
-        # hdbscan's default of 4 processes for the core distances, whatever the machine, each
-        # with a copy of the data; the distances are exact, so the count changes no topic.
-        core_dist_n_jobs=max(1, min(4, len(os.sched_getaffinity(0)))),
+        # One process for the core distances (hdbscan's default is 4, each a fresh joblib
+        # worker with a copy of the data). They are exact k-NN distances, so the count changes
+        # no topic; on MI (36k points, 5-d) the first fit in a process took 8-9 s with 2
+        # worker processes (their start-up) and 1.1 s with none, same labels.
+        core_dist_n_jobs=1,
         min_samples=cfg.min_samples or None,
         metric="euclidean",
         cluster_selection_method="eom",
@@ -113,11 +115,13 @@ def default_vectorizer(cfg: TopicConfig) -> Any:
 
 
 class _StageReducer:
-    """Delegates to the reducer and ticks the stage progress bar when the reduction is done."""
+    """Delegates to the reducer and ticks the stage progress bar when the reduction is done;
+    ``seconds`` is the time its ``fit_transform`` took."""
 
     def __init__(self, inner: Any, done: Callable[[], None]) -> None:
         self.inner = inner
         self._done = done
+        self.seconds = 0.0
 
     def fit(self, X: np.ndarray, y: Any = None) -> _StageReducer:
         self.inner.fit(X, y=y) if y is not None else self.inner.fit(X)
@@ -127,13 +131,36 @@ class _StageReducer:
         return self.inner.transform(X)
 
     def fit_transform(self, X: np.ndarray, y: Any = None) -> np.ndarray:
+        t0 = time.perf_counter()
         if hasattr(self.inner, "fit_transform"):
             out = self.inner.fit_transform(X) if y is None else self.inner.fit_transform(X, y=y)
         else:
             self.fit(X, y)
             out = self.inner.transform(X)
+        self.seconds = time.perf_counter() - t0
         self._done()
         return out
+
+
+class _StageClusterer:
+    """Delegates to the clusterer (attributes included: ``labels_``, ``probabilities_``) and
+    records the time its ``fit`` took in ``seconds``. Taken out of the topic model after fitting
+    (``_fit_bertopic``), so BERTopic's own type checks later see the clusterer itself."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.seconds = 0.0
+
+    def fit(self, X: np.ndarray, y: Any = None) -> _StageClusterer:
+        t0 = time.perf_counter()
+        self.inner.fit(X) if y is None else self.inner.fit(X, y=y)
+        self.seconds = time.perf_counter() - t0
+        return self
+
+    def __getattr__(self, name: str) -> Any:  # only for names not found on the wrapper
+        if name == "inner":  # not set yet (a copy in progress): no recursion
+            raise AttributeError(name)
+        return getattr(self.inner, name)
 
 
 # ---------------------------------------------------------------------------- the pipeline
@@ -155,7 +182,9 @@ class TopicExtractor:
 
     Fitted attributes: ``result_`` (:class:`TopicResult`), ``sentences_`` (:class:`SentenceTable`),
     ``cache_hit_``, ``embeddings_computed_`` (False when the embedding cache served them),
-    ``topic_model_`` (the BERTopic object; None on a cache hit), ``timings_`` (seconds per stage).
+    ``topic_model_`` (the BERTopic object; None on a cache hit), ``timings_`` (seconds per stage:
+    ``split``, ``embed``, ``cluster`` = everything after embedding, and inside it ``reduce``
+    (UMAP), ``hdbscan`` and ``represent`` (c-TF-IDF keywords and BERTopic's bookkeeping)).
     """
 
     def __init__(
@@ -232,12 +261,7 @@ class TopicExtractor:
                 return cached.assignments
         self.cache_hit_ = False
 
-        embeddings = self._embed(sentences, encoder_id, cache)  # (S, d)
-        # The encoder's worker processes (forked, each holding the model) are idle from here on:
-        # end them before UMAP and HDBSCAN allocate, so that the two peaks never add up.
-        close = getattr(self.encoder, "close", None)
-        if callable(close):
-            close()
+        embeddings = self._embed(sentences, encoder_id, cache)  # (S, d); encoder closed
         result = self._cluster(train, sentences, embeddings)
         meta = {
             **dict(result.assignments.meta),
@@ -289,11 +313,14 @@ class TopicExtractor:
             emb = None
         if emb is None:
             logger.info("Embedding %d unique of %d sentences", len(unique), len(sentences))
-            emb = check_embeddings(
-                np.asarray(self.encoder.encode(unique, progress=self.progress)),
-                len(unique),
-                where=f"encoder {encoder_id}",
-            )
+            emb = np.asarray(self.encoder.encode(unique, progress=self.progress))
+            # The encoder's worker processes (forked, each holding the model) are idle from
+            # here on: end them before the checks, the cache write and the row expansion below
+            # allocate, and before UMAP/HDBSCAN, so that no two peaks add up.
+            close = getattr(self.encoder, "close", None)
+            if callable(close):
+                close()
+            emb = check_embeddings(emb, len(unique), where=f"encoder {encoder_id}")
             self.embeddings_computed_ = True
             if cache is not None:
                 cache.save_embeddings(emb_key, emb)
@@ -346,11 +373,18 @@ class TopicExtractor:
         from bertopic import BERTopic
 
         cfg = self.cfg
+        if self.reducer is None:
+            # UMAP's numba kernels from the on-disk cache when compiled before (topics.jit_cache).
+            enable_jit_cache()
+        reducer = _StageReducer(
+            default_reducer(cfg) if self.reducer is None else self.reducer, reduced
+        )
+        clusterer = _StageClusterer(
+            default_clusterer(cfg) if self.clusterer is None else self.clusterer
+        )
         model = BERTopic(
-            umap_model=_StageReducer(
-                default_reducer(cfg) if self.reducer is None else self.reducer, reduced
-            ),
-            hdbscan_model=default_clusterer(cfg) if self.clusterer is None else self.clusterer,
+            umap_model=reducer,
+            hdbscan_model=clusterer,
             vectorizer_model=(
                 default_vectorizer(cfg) if self.vectorizer is None else self.vectorizer
             ),
@@ -364,15 +398,22 @@ class TopicExtractor:
             # One thread for BLAS/OpenMP inside UMAP (PCA layout), pynndescent and HDBSCAN: their
             # float reductions depend on the thread count, and UMAP amplifies last-bit
             # differences into other clusters (MI: 172 topics with 2 threads, 168 with 1).
+            t0 = time.perf_counter()
             with single_threaded_numerics():
                 raw_topics, _ = model.fit_transform(list(sentences.text), embeddings=embeddings)
+            total = time.perf_counter() - t0
         except ValueError as exc:
             raise DataError(
                 f"The topic model failed on {len(sentences)} training sentences: {exc} "
                 "(an empty vocabulary means every word is a stop word: check the review text "
                 "or TopicConfig.stop_words)"
             ) from exc
+        model.hdbscan_model = clusterer.inner
         self.topic_model_ = model
+        self.timings_["reduce"] = reducer.seconds
+        self.timings_["hdbscan"] = clusterer.seconds
+        # c-TF-IDF keywords, topic vectors, representative sentences, BERTopic's bookkeeping.
+        self.timings_["represent"] = total - reducer.seconds - clusterer.seconds
         raw = np.asarray(raw_topics, dtype=np.int64)
         ids = np.unique(raw[raw >= 0])
         if len(ids) == 0:

@@ -1,9 +1,7 @@
-"""The topic stage's memory: encoder workers end before clustering, HDBSCAN's process count is
-bounded by the machine, and neither changes a topic."""
+"""The topic stage's memory: encoder workers end before clustering, HDBSCAN computes its core
+distances in-process, and neither changes a topic."""
 
 from __future__ import annotations
-
-import os
 
 from topic_helpers import KeywordEncoder
 
@@ -49,6 +47,23 @@ def test_encoder_workers_end_before_clustering_and_topics_stay(toy, pca) -> None
     assert topics.keywords == plain.keywords
 
 
-def test_hdbscan_processes_are_bounded_by_the_machine() -> None:
-    cores = len(os.sched_getaffinity(0))
-    assert default_clusterer(CFG).core_dist_n_jobs == max(1, min(4, cores))
+def test_hdbscan_computes_core_distances_in_this_process() -> None:
+    # No joblib worker processes (each a copy of the data, seconds to start); exact either way.
+    assert default_clusterer(CFG).core_dist_n_jobs == 1
+
+
+def test_hdbscan_core_distance_processes_change_no_label() -> None:
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    centres = rng.normal(scale=6.0, size=(6, 5))
+    x = np.concatenate([c + rng.normal(size=(80, 5)) for c in centres]).astype(np.float32)
+    one = default_clusterer(CFG).fit(x).labels_
+    two = with_core_jobs(default_clusterer(CFG), 2).fit(x).labels_
+    assert one.max() >= 1  # several clusters, not a trivial answer
+    np.testing.assert_array_equal(one, two)
+
+
+def with_core_jobs(clusterer, jobs: int):
+    clusterer.set_params(core_dist_n_jobs=jobs)
+    return clusterer
