@@ -86,6 +86,9 @@ class SDMTMPPeer(EmbeddingRecommender):
     """
 
     config_class = SDMTMPPeerConfig
+    #: 2: PeerRec's evaluation states are the full-width pass's to the bit (key-aligned groups),
+    #: no longer those of power-of-two buckets (which differed by float rounding).
+    result_version = "2"
     requires_graphs: ClassVar[tuple[str, ...]] = SDMTMP.requires_graphs
 
     def __init__(self, config: SDMTMPPeerConfig, num_users: int, num_items: int) -> None:
