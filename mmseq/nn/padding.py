@@ -11,7 +11,8 @@ square of the width.
 Bit-identity. Trimming changes no maths, but the CPU attention kernels' sums over keys are
 blocked, so a row's state at width ``L'`` can differ from its state at width ``L`` in the last bit
 (about 1e-6). Measured on torch 2.13's CPU kernels (2 threads, 1-2 heads, widths 50 and 200), the
-states are bit-identical whenever ``L - L'`` is a multiple of :data:`KEY_ALIGN` (32):
+states are bit-identical whenever ``L - L'`` is a multiple of :data:`KEY_ALIGN` (32) and
+``L'`` is not 2 or 3 (:data:`MIN_KEY_WIDTH`):
 :func:`last_states_by_length` with ``multiple=KEY_ALIGN`` trims only that way, so that scores (and
 so evaluation metrics) are exactly the padded batch's. ``tests/mmseq/nn/test_padding.py`` checks
 it on this machine's kernels; other kernels (GPUs) agree to float rounding.
@@ -19,7 +20,8 @@ it on this machine's kernels; other kernels (GPUs) agree to float rounding.
 Scoring reads one state per row, the last; ``encode_last`` (e.g.
 :meth:`mmseq.nn.transformer.TransformerEncoder.last_state`) computes just that, from a row's own
 columns only, at the group's key width: :func:`last_states_by_length` then splits each group by
-row length as well, so no row pays for another's padding, and the states stay the group's.
+row length as well, so no row pays for another's padding, and the states stay the group's
+(the kernel rules that keeps exact: :data:`EXACT_MIN_ROWS`, :func:`query_layout`).
 
 The loops below run over at most ``log2(L) + 1`` buckets (widths), or with ``encode_last`` over
 at most ``L`` (width, length) groups, never over users.
