@@ -108,7 +108,7 @@ def main() -> None:
         from graphs.compose import build_all  # scripts wire graphs into mmseq
 
         bundle = build_all(
-            [{"builder": "interaction_graph"}], prepared.split.fit, topics=None, cache_dir=None
+            [{"builder": "interaction_graph"}], prepared.split.fit, cache_dir=None
         )
         parts = dict(bundle.parts)
     fit_inputs, test_inputs = make_inputs(cfg, prepared, parts)

@@ -410,21 +410,34 @@ def evaluate_per_user(
                     if tuple(scores.shape) != expected:
                         raise ValueError(f"Expected {where} of shape {expected} "
                                          f"(got {tuple(scores.shape)})")
-                    check_scores(scores, batch_users, where=where)
                     if candidates is not None:
+                        check_scores(scores, batch_users, where=where)
                         ranks = pessimistic_rank(scores, None, torch.zeros_like(batch_users))
                         segment = torch.arange(stop - start, device=device)
                     else:
                         rows, cols = _csr_rows(history_indptr, history_indices, start, stop)
+                        # One target per row, exact ranks, in-place masking: the NaN check's
+                        # row sums come from the rank's own pass over the scores (the masked
+                        # values are checked apart); otherwise its own pass, first.
+                        fused = one_each and cap is None and scores.is_contiguous() and (
+                            not scores.requires_grad)
+                        if not fused:
+                            check_scores(scores, batch_users, where=where)
                         scores, saved = _mask_history(scores, rows, cols)
                         segment, target_cols = _csr_rows(
                             target_indptr, target_indices, start, stop
                         )
+                        sums = scores.new_empty(stop - start) if fused else None
                         ranks = pessimistic_rank(
-                            scores, None if one_each else segment, target_cols, cap=cap
+                            scores, None if one_each else segment, target_cols, cap=cap,
+                            row_sums=sums,
                         )
                         if saved is not None:
                             scores.index_put_((rows, cols), saved)  # the model's values back
+                        if sums is not None and saved is not None and bool(
+                            torch.isnan(sums).any() or torch.isnan(saved).any()
+                        ):
+                            check_scores(scores, batch_users, where=where)  # raises if NaN
                     counts = num_targets[start:stop].to(device)
                     chunks.append(per_user_metrics(task.metrics, ranks, segment, counts).cpu())
             finally:

@@ -24,7 +24,7 @@ from mmseq.models.item_loss import (
     item_softmax_logits,
 )
 from mmseq.models.registry import MODELS
-from mmseq.nn.padding import last_states_by_length, masked_states_by_length
+from mmseq.nn.padding import KEY_ALIGN, last_states_by_length, masked_states_by_length
 from mmseq.nn.transformer import TransformerEncoder
 
 
@@ -54,6 +54,10 @@ class BERT4Rec(Recommender):
     """
 
     config_class = BERT4RecConfig
+    eval_by_length = True  # the evaluator batches users of similar length (less padding)
+    #: 2: scores are the full-width pass's to the bit (key-aligned groups), no longer those of
+    #: power-of-two buckets of each id-ordered batch (which differed by float rounding).
+    result_version = "2"
 
     def __init__(self, config: BERT4RecConfig, num_users: int, num_items: int) -> None:
         super().__init__(config, num_users, num_items)
@@ -77,17 +81,27 @@ class BERT4Rec(Recommender):
         self.head = nn.Linear(d, d)
         self.item_bias = nn.Parameter(torch.zeros(num_items))
 
-    def encode(self, tokens: Tensor) -> Tensor:
-        """Hidden states of left-padded token rows (B, T <= max_len) -> (B, T, d)."""
+    def embed(self, tokens: Tensor) -> Tensor:
+        """The encoder's input for left-padded token rows (B, T <= max_len) -> (B, T, d)."""
         t = tokens.shape[1]
         positions = torch.arange(self.config.max_len - t, self.config.max_len, device=tokens.device)
         x = self.token_embedding(tokens) + self.position_embedding(positions)  # (B, T, d)
-        x = self.embedding_dropout(self.embedding_norm(x))
-        return self.encoder(x, padding_mask=tokens == 0)  # (B, T, d)
+        return self.embedding_dropout(self.embedding_norm(x))
+
+    def encode(self, tokens: Tensor) -> Tensor:
+        """Hidden states of left-padded token rows (B, T <= max_len) -> (B, T, d)."""
+        return self.encoder(self.embed(tokens), padding_mask=tokens == 0)  # (B, T, d)
+
+    def encode_last(self, tokens: Tensor, width: int) -> Tensor:
+        """``encode(tokens_w)[:, -1]`` for ``tokens_w``: ``tokens`` (B, T) after ``width - T``
+        padding columns; only what that state reads is computed (bit-identical on CPU)."""
+        return self.encoder.last_state(self.embed(tokens), tokens == 0, width=width)  # (B, d)
 
     def item_logits(self, h: Tensor) -> Tensor:
         """Prediction head with tied item embeddings: (M, d) -> (M, num_items)."""
         items = self.token_embedding.weight[1 : self.num_items + 1]  # (num_items, d)
+        if h.dim() == 2:  # scoring: the bias added inside the product's pass (same values)
+            return torch.addmm(self.item_bias, F.gelu(self.head(h)), items.T)
         return F.gelu(self.head(h)) @ items.T + self.item_bias
 
     @draws_negatives()
@@ -118,5 +132,9 @@ class BERT4Rec(Recommender):
         seq = inputs.seq_items[users]
         history = seq[:, max(0, seq.shape[1] - (self.config.max_len - 1)) :]  # (B, T-1)
         mask = torch.full_like(history[:, :1], self.mask_token)  # (B, 1)
-        h = last_states_by_length(self.encode, torch.cat([history, mask], 1))  # (B, d)
+        # Rows grouped by length, each group without its padding, only the [MASK] position's
+        # output computed: bit-identical to the padded batch's states there (mmseq.nn.padding).
+        tokens = torch.cat([history, mask], 1)  # (B, T)
+        h = last_states_by_length(self.encode, tokens, multiple=KEY_ALIGN,
+                                  encode_last=self.encode_last)  # (B, d)
         return self.item_logits(h)  # (B, num_items)

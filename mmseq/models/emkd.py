@@ -35,7 +35,12 @@ from mmseq.nn.ensemble_transformer import (
     EnsembleLinear,
     EnsembleTransformerEncoder,
 )
-from mmseq.nn.padding import KEY_ALIGN, last_states_by_length, leading_padding
+from mmseq.nn.padding import (
+    BATCHED_MIN_ROWS,
+    KEY_ALIGN,
+    last_states_by_length,
+    leading_padding,
+)
 
 log = logging.getLogger(__name__)
 
@@ -115,13 +120,21 @@ class EMKD(Recommender):
         self._told = False
 
     # -- networks -----------------------------------------------------------------------------
-    def encode(self, tokens: Tensor) -> Tensor:
-        """Each network's hidden states of left-padded rows (B, T <= max_len) -> (N, B, T, d)."""
+    def embed(self, tokens: Tensor) -> Tensor:
+        """Each network's encoder input for left-padded rows (B, T <= max_len) -> (N, B, T, d)."""
         t = tokens.shape[1]
         positions = torch.arange(self.config.max_len - t, self.config.max_len, device=tokens.device)
         x = self.token_embedding[:, tokens] + self.position_embedding[:, None, positions]
-        x = self.embedding_dropout(self.embedding_norm(x))  # (N, B, T, d)
-        return self.encoder(x, padding_mask=tokens == 0)  # (N, B, T, d)
+        return self.embedding_dropout(self.embedding_norm(x))  # (N, B, T, d)
+
+    def encode(self, tokens: Tensor) -> Tensor:
+        """Each network's hidden states of left-padded rows (B, T <= max_len) -> (N, B, T, d)."""
+        return self.encoder(self.embed(tokens), padding_mask=tokens == 0)  # (N, B, T, d)
+
+    def encode_last(self, tokens: Tensor, width: int) -> Tensor:
+        """``encode(tokens_w)[:, :, -1]`` for ``tokens_w``: ``tokens`` (B, T) after
+        ``width - T`` padding columns, only what it reads computed (bit-identical on CPU)."""
+        return self.encoder.last_state(self.embed(tokens), tokens == 0, width=width)  # (N, B, d)
 
     def item_logits(self, h: Tensor) -> Tensor:
         """Each network's head with its tied item embeddings: (N, R, d) -> (N, R, num_items)."""
@@ -229,10 +242,12 @@ class EMKD(Recommender):
         seq = inputs.seq_items[users]
         history = seq[:, max(0, seq.shape[1] - (self.config.max_len - 1)) :]  # (B, T-1)
         mask = torch.full_like(history[:, :1], self.mask_token)  # (B, 1)
-        # Rows grouped by length, each without (most of) its padding: bit-identical to the padded
-        # batch's states at [MASK] (mmseq.nn.padding.KEY_ALIGN).
+        # Rows grouped by length, each without its padding, only the [MASK] position's output
+        # computed: bit-identical to the padded batch's states there (mmseq.nn.padding).
         tokens = torch.cat([history, mask], 1)  # (B, T)
-        h = last_states_by_length(self.encode, tokens, multiple=KEY_ALIGN)  # (N, B, d)
+        h = last_states_by_length(self.encode, tokens, multiple=KEY_ALIGN,
+                                  encode_last=self.encode_last,
+                                  min_rows=BATCHED_MIN_ROWS)  # (N, B, d)
         return self.item_logits(h)  # (N, B, num_items)
 
     def score_all(self, users: Tensor, inputs: ModelInputs) -> Tensor:

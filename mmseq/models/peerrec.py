@@ -37,8 +37,14 @@ from mmseq.models.item_loss import (
     item_softmax_logits,
 )
 from mmseq.models.registry import MODELS
-from mmseq.nn.padding import last_states_by_length, masked_states_by_length
-from mmseq.nn.transformer import TransformerEncoder
+from mmseq.nn.padding import (
+    BATCHED_MIN_ROWS,
+    KEY_ALIGN,
+    last_states_by_length,
+    masked_states_by_length,
+    query_layout,
+)
+from mmseq.nn.transformer import TransformerEncoder, left_padded_attend
 
 #: Block parameter of the stacked format (result_version 1: ``peers.layers.<l>.<name>``, shape
 #: (T, ...)) -> the same parameter of mmseq's ``TransformerBlock``
@@ -153,6 +159,51 @@ class PeerTransformerEncoder(nn.Module):
         return torch.stack(states) if len(states) > 1 else states[0].unsqueeze(0)
 
 
+def peer_last_states(peers: PeerTransformerEncoder, x: Tensor, padding_mask: Tensor, width: int,
+                     peer: int | None = None) -> Tensor:
+    """``peers(x_w, mask_w, peer)[:, :, -1]`` for ``x_w``: ``x`` after ``width - T`` padding
+    columns, at evaluation (no dropout), computing only what that state reads: bit-identical
+    on CPU, as :meth:`mmseq.nn.transformer.TransformerEncoder.last_state` (same rules: keys
+    ``width`` wide, the reference's query blocks, no GEMM under :data:`BATCHED_MIN_ROWS` rows).
+
+    Shapes:
+        x: (P, B, T, d); padding_mask: (B, T) bool, True at padding; returns (P, B, d).
+    """
+    p, b, t, d = x.shape
+    if 0 < b < BATCHED_MIN_ROWS:  # repeated rows: no small-matrix GEMM
+        pick = torch.arange(BATCHED_MIN_ROWS, device=x.device) % b
+        x, padding_mask = x[:, pick], padding_mask[pick]
+    heads: int = getattr(peers.layers[0], "num_heads", 1) if len(peers.layers) else 1
+    queries, last = query_layout(t, width, d // heads)
+    attend = left_padded_attend(padding_mask, width, queries, causal=False)  # (B', 1, Q, width)
+    attend = attend.expand(p, *attend.shape).flatten(0, 1)  # (P*B', 1, Q, width)
+    rows = x.shape[1]
+    for i, layer in enumerate(peers.layers):  # a loop over layers
+        w = {n: getattr(layer, n) for n in BLOCK_PARAMETERS}
+        if peer is not None:
+            w = {n: v[peer : peer + 1] for n, v in w.items()}
+        q_count, keep = (queries, t) if i < len(peers.layers) - 1 else (last, 1)
+        mask = attend[:, :, queries - q_count :]
+        qkv = _linear(x, w["qkv_weight"], w["qkv_bias"])  # (P, B', T, 3d)
+        zero = qkv.new_zeros(())
+        kv = torch.cat([zero.expand(p, rows, width - t, 2 * d), qkv[..., d:]], 2)
+        k, v = kv.split(d, dim=-1)  # (P, B', width, d), zeros at the padding columns
+        q = qkv[..., :d]
+        q = (torch.cat([zero.expand(p, rows, q_count - t, d), q], 2) if q_count > t
+             else q[:, :, t - q_count :])  # (P, B', Q, d)
+        q, k, v = (z.reshape(p * rows, z.shape[2], heads, d // heads).transpose(1, 2)
+                   for z in (q, k, v))  # (P*B', h, Q or width, d/h)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (P*B', h, Q, d/h)
+        y = y.transpose(1, 2).reshape(p, rows, q_count, d)[:, :, q_count - keep :]
+        y = _linear(y, w["out_weight"], w["out_bias"])  # (P, B', keep, d)
+        x = _layer_norm(x[:, :, t - keep :] + y, w["norm1_weight"], w["norm1_bias"])
+        y = _linear(F.gelu(_linear(x, w["ffn_in_weight"], w["ffn_in_bias"])),
+                    w["ffn_out_weight"], w["ffn_out_bias"])
+        x = _layer_norm(x + y, w["norm2_weight"], w["norm2_bias"])  # (P, B', keep, d)
+        t = keep
+    return x[:, :b, -1]  # (P, B, d)
+
+
 @MODELS.register("peerrec")
 class PeerRec(Recommender):
     """T BERT4Rec peers with shared embeddings and head, trained by mutual distillation then
@@ -168,12 +219,15 @@ class PeerRec(Recommender):
     """
 
     config_class = PeerRecConfig
-    # 2: peers run one after the other (one TransformerEncoder each) instead of one stacked pass.
-    # Same weights give the same logits and losses, and dropout draws as many numbers from the
-    # global RNG, but each peer's dropout masks come from other parts of the stream, so trained
-    # numbers differ from version 1's.
+    #: 2: (a) peers run one after the other (one TransformerEncoder each) instead of one stacked
+    #: pass: same weights give the same logits and losses, and dropout draws as many numbers from
+    #: the global RNG, but each peer's dropout masks come from other parts of the stream, so
+    #: trained numbers differ from version 1's; (b) evaluation scores are the full-width pass's to
+    #: the bit (key-aligned groups), no longer those of power-of-two buckets of each id-ordered
+    #: batch (float rounding apart). Both landed before any version-2 result was stored.
     result_version = "2"
     epochs_started: Tensor
+    eval_by_length = True  # the evaluator batches users of similar length (less padding)
 
     def __init__(self, config: PeerRecConfig, num_users: int, num_items: int) -> None:
         super().__init__(config, num_users, num_items)
@@ -219,9 +273,23 @@ class PeerRec(Recommender):
         x = self.embedding_dropout(x.expand(copies, *x.shape))  # (P, B, L, d), own mask per peer
         return self.peers(x, tokens == 0, peer)
 
+    def encode_last(self, tokens: Tensor, width: int, peer: int | None = None) -> Tensor:
+        """``encode(tokens_w, peer)[:, :, -1]`` for ``tokens_w``: ``tokens`` (B, L) after
+        ``width - L`` padding columns, at evaluation, only what it reads computed (exact)."""
+        if self.training:
+            raise RuntimeError("PeerRec.encode_last is for evaluation (model.eval())")
+        t = tokens.shape[1]
+        positions = torch.arange(self.config.max_len - t, self.config.max_len,
+                                 device=tokens.device)
+        x = self.embedding_norm(self.token_embedding(tokens) + self.position_embedding(positions))
+        x = x.expand(self.config.num_peers if peer is None else 1, *x.shape)  # (P, B, L, d)
+        return peer_last_states(self.peers, x, tokens == 0, width, peer)  # (P, B, d)
+
     def item_logits(self, h: Tensor) -> Tensor:
         """Shared head with the tied item embedding: (..., d) -> (..., num_items)."""
         items = self.token_embedding.weight[1 : self.num_items + 1]  # (num_items, d)
+        if h.dim() == 2:  # scoring: the bias added inside the product's pass (same values)
+            return torch.addmm(self.item_bias, F.gelu(self.head(h)), items.T)
         return F.gelu(self.head(h)) @ items.T + self.item_bias
 
     def training_rows(self, inputs: ModelInputs) -> tuple[Tensor, Tensor]:
@@ -335,7 +403,13 @@ class PeerRec(Recommender):
         encoded once, per length bucket."""
         unique, inverse = torch.unique(users, return_inverse=True)
         tokens = self.query_tokens(unique, inputs)  # (U, N)
-        states = last_states_by_length(lambda t: self.encode(t, peer), tokens)  # (T or 1, U, d)
+        if self.training:  # power-of-two length buckets (to float rounding the padded pass)
+            states = last_states_by_length(lambda t: self.encode(t, peer), tokens)
+        else:  # key-aligned groups, only the [MASK] output computed: the padded pass's, exactly
+            states = last_states_by_length(
+                lambda t: self.encode(t, peer), tokens, multiple=KEY_ALIGN,
+                encode_last=lambda t, w: self.encode_last(t, w, peer), min_rows=BATCHED_MIN_ROWS,
+            )  # (T or 1, U, d)
         return states[:, inverse]
 
     def score_all(self, users: Tensor, inputs: ModelInputs) -> Tensor:

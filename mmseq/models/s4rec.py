@@ -143,7 +143,9 @@ class S4Rec(Recommender):
         self._groups: tuple[Tensor, Tensor] | None = None  # (inputs.user, groups)
 
     # The sequence encoder f is SASRec's (same attribute names): one implementation, not a copy.
+    embed = SASRec.embed
     encode = SASRec.encode
+    encode_last = SASRec.encode_last
 
     def _head_tail(self, inputs: ModelInputs) -> Tensor:
         if self._groups is None or self._groups[0] is not inputs.user:
@@ -197,8 +199,9 @@ class S4Rec(Recommender):
         return LossOutput(total, {k: v.detach() for k, v in terms.items()})
 
     def score_all(self, users: Tensor, inputs: ModelInputs) -> Tensor:
-        # Rows grouped by length, each group without (most of) its padding: bit-identical to the
-        # padded batch's last states (mmseq.nn.padding.KEY_ALIGN).
+        # Rows grouped by length, each group without its padding, only the last position's
+        # output computed: bit-identical to the padded batch's last states (mmseq.nn.padding).
         seq = inputs.seq_items[users, -self.config.max_len :]  # (B, T)
-        h = last_states_by_length(self.encode, seq, multiple=KEY_ALIGN)  # (B, d)
+        h = last_states_by_length(self.encode, seq, multiple=KEY_ALIGN,
+                                  encode_last=self.encode_last)  # (B, d)
         return h @ self.item_embedding.weight[1 : self.num_items + 1].T  # (B, num_items)

@@ -71,6 +71,14 @@ class SASRec(Recommender):
             dropout=config.dropout, causal=True, norm_first=True,
         )
 
+    def embed(self, seq: Tensor, item_table: Tensor | None = None) -> Tensor:
+        """The encoder's input for left-padded rows ``seq`` (B, T <= max_len) -> (B, T, d)."""
+        t = seq.shape[1]
+        positions = torch.arange(self.config.max_len - t, self.config.max_len, device=seq.device)
+        items = self.item_embedding(seq) if item_table is None else item_table[seq]  # (B, T, d)
+        x = items * math.sqrt(self.config.embedding_dim)
+        return self.embedding_dropout(x + self.position_embedding(positions))  # (B, T, d)
+
     def encode(self, seq: Tensor, item_table: Tensor | None = None) -> Tensor:
         """Hidden states of left-padded rows ``seq`` (item index + 1) -> (B, T, d).
 
@@ -78,12 +86,12 @@ class SASRec(Recommender):
         input item representation (models that enrich items, e.g. with graph embeddings).
         """
         seq = seq[:, -self.config.max_len :]  # (B, T)
-        t = seq.shape[1]
-        positions = torch.arange(self.config.max_len - t, self.config.max_len, device=seq.device)
-        items = self.item_embedding(seq) if item_table is None else item_table[seq]  # (B, T, d)
-        x = items * math.sqrt(self.config.embedding_dim)
-        x = self.embedding_dropout(x + self.position_embedding(positions))  # (B, T, d)
-        return self.encoder(x, padding_mask=seq == 0)  # (B, T, d)
+        return self.encoder(self.embed(seq, item_table), padding_mask=seq == 0)  # (B, T, d)
+
+    def encode_last(self, seq: Tensor, width: int) -> Tensor:
+        """``encode(seq_w)[:, -1]`` for ``seq_w``: ``seq`` (B, T) after ``width - T`` padding
+        columns; only what that state reads is computed (bit-identical on CPU) -> (B, d)."""
+        return self.encoder.last_state(self.embed(seq), seq == 0, width=width)
 
     @draws_negatives()
     def training_batches(
@@ -102,8 +110,9 @@ class SASRec(Recommender):
         return LossOutput(ce, {"ce": ce.detach()})
 
     def score_all(self, users: Tensor, inputs: ModelInputs) -> Tensor:
-        # Rows grouped by length, each group without (most of) its padding: bit-identical to the
-        # padded batch's last states (mmseq.nn.padding.KEY_ALIGN).
+        # Rows grouped by length, each group without its padding, only the last position's
+        # output computed: bit-identical to the padded batch's last states (mmseq.nn.padding).
         seq = inputs.seq_items[users, -self.config.max_len :]  # (B, T)
-        h = last_states_by_length(self.encode, seq, multiple=KEY_ALIGN)  # (B, d)
+        h = last_states_by_length(self.encode, seq, multiple=KEY_ALIGN,
+                                  encode_last=self.encode_last)  # (B, d)
         return h @ self.item_embedding.weight[1:].T  # (B, num_items)

@@ -86,7 +86,9 @@ class SDMTMPPeer(EmbeddingRecommender):
     """
 
     config_class = SDMTMPPeerConfig
-    # 2: PeerRec's peers run one after the other (PeerRec.result_version 2): other dropout masks.
+    #: 2: PeerRec's peers run one after the other (other dropout masks), and its evaluation
+    #: states are the full-width pass's to the bit (key-aligned groups), no longer those of
+    #: power-of-two buckets (which differed by float rounding); PeerRec.result_version 2.
     result_version = "2"
     requires_graphs: ClassVar[tuple[str, ...]] = SDMTMP.requires_graphs
 

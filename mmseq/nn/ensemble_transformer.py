@@ -18,7 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from mmseq.nn.transformer import TransformerEncoder
+from mmseq.nn.padding import BATCHED_MIN_ROWS, query_layout
+from mmseq.nn.transformer import TransformerEncoder, left_padded_attend
 
 
 class EnsembleLinear(nn.Module):
@@ -81,24 +82,44 @@ class EnsembleTransformerBlock(nn.Module):
         self.norm2 = EnsembleLayerNorm(num_members=n, d_model=d_model)
         self.drop = nn.Dropout(dropout)
 
-    def attention(self, x: Tensor, attend: Tensor) -> Tensor:
+    def attention(self, x: Tensor, attend: Tensor, *, key_pad: int = 0,
+                  queries: int | None = None, keep: int | None = None) -> Tensor:
+        """(N, B, T, d) -> (N, B, keep, d); ``key_pad``, ``queries``, ``keep`` as in
+        :meth:`mmseq.nn.transformer.MultiHeadSelfAttention.forward`."""
         n, b, t, d = x.shape
         h = self.num_heads
-        q, k, v = (z.reshape(n * b, t, h, d // h).transpose(1, 2)
-                   for z in self.qkv(x).split(d, dim=-1))  # 3 x (N*B, h, T, d/h)
+        qkv = self.qkv(x)  # (N, B, T, 3d)
+        q, kv = qkv[..., :d], qkv[..., d:]
+        zero = qkv.new_zeros(())
+        if key_pad:  # hidden zero keys and values before the kept columns
+            kv = torch.cat([zero.expand(n, b, key_pad, 2 * d), kv], 2)  # (N, B, P + T, 2d)
+        if queries is not None and queries > t:  # zero queries before (padding)
+            q = torch.cat([zero.expand(n, b, queries - t, d), q], 2)
+        elif queries is not None:
+            q = q[:, :, t - queries :]  # (N, B, Q, d)
+        k, v = kv.split(d, dim=-1)  # 2 x (N, B, P + T, d)
+        q, k, v = (z.reshape(n * b, z.shape[2], h, d // h).transpose(1, 2)
+                   for z in (q, k, v))  # (N*B, h, Q or P + T, d/h)
         y = F.scaled_dot_product_attention(
             q, k, v, attn_mask=attend, dropout_p=self.dropout if self.training else 0.0
-        )  # (N*B, h, T, d/h)
-        return self.drop(self.out(y.transpose(1, 2).reshape(n, b, t, d)))
+        )  # (N*B, h, Q, d/h)
+        y = y.transpose(1, 2).reshape(n, b, q.shape[2], d)  # (N, B, Q, d)
+        if keep is not None:
+            y = y[:, :, y.shape[2] - keep :]
+        return self.drop(self.out(y))
 
     def ffn(self, x: Tensor) -> Tensor:
         return self.drop(self.ffn_out(self.drop(F.gelu(self.ffn_in(x)))))
 
-    def forward(self, x: Tensor, attend: Tensor) -> Tensor:
+    def forward(self, x: Tensor, attend: Tensor, *, key_pad: int = 0,
+                queries: int | None = None, keep: int | None = None) -> Tensor:
+        kept = x if keep is None else x[:, :, x.shape[2] - keep :]  # (N, B, keep, d)
         if self.norm_first:
-            x = x + self.attention(self.norm1(x), attend)
+            y = self.attention(self.norm1(x), attend, key_pad=key_pad, queries=queries, keep=keep)
+            x = kept + y
             return x + self.ffn(self.norm2(x))
-        x = self.norm1(x + self.attention(x, attend))
+        x = self.norm1(kept + self.attention(x, attend, key_pad=key_pad, queries=queries,
+                                             keep=keep))
         return self.norm2(x + self.ffn(x))
 
 
@@ -123,6 +144,7 @@ class EnsembleTransformerEncoder(nn.Module):
         if num_members < 1:
             raise ValueError(f"Expected 'num_members' >= 1 (got {num_members})")
         self.num_members, self.causal = num_members, causal
+        self.head_dim = d_model // num_heads
         self.blocks = nn.ModuleList(
             EnsembleTransformerBlock(num_members=num_members, d_model=d_model,
                                      num_heads=num_heads, ffn_dim=ffn_dim or 4 * d_model,
@@ -150,6 +172,32 @@ class EnsembleTransformerEncoder(nn.Module):
         attend = self.attention_mask(padding_mask, n, b, t, x.device)
         for block in self.blocks:
             x = block(x, attend)  # (N, B, T, d)
+        return self.final_norm(x) if self.final_norm is not None else x
+
+    def last_state(self, x: Tensor, padding_mask: Tensor, *, width: int | None = None,
+                   min_rows: int = BATCHED_MIN_ROWS) -> Tensor:
+        """Each member's ``forward(x_w, mask_w)[:, :, -1]`` for ``x_w``: ``x`` after
+        ``width - T`` padding columns, computing only what that state reads (bit-identical on
+        CPU, as :meth:`mmseq.nn.transformer.TransformerEncoder.last_state`).
+
+        Shapes:
+            x: (N, B, T, d); padding_mask: (B, T) bool, True at padding; returns (N, B, d).
+        """
+        n, b, t, _ = x.shape
+        width = t if width is None else width
+        if 0 < b < min_rows:  # repeated rows: no GEMM of fewer than min_rows rows
+            pick = torch.arange(min_rows, device=x.device) % b
+            x, padding_mask = x[:, pick], padding_mask[pick]
+        queries, last = query_layout(t, width, self.head_dim)
+        attend = left_padded_attend(padding_mask, width, queries, causal=self.causal)
+        attend = attend.expand(n, *attend.shape).flatten(0, 1)  # (N*B, 1, Q, width)
+        pad = width - t
+        for block in self.blocks[:-1]:
+            x = block(x, attend, key_pad=pad, queries=queries, keep=t)  # (N, B, T, d)
+        if len(self.blocks):
+            x = self.blocks[-1](x, attend[:, :, queries - last :], key_pad=pad, queries=last,
+                                keep=1)  # (N, B, 1, d)
+        x = x[:, :b, -1]  # (N, B, d)
         return self.final_norm(x) if self.final_norm is not None else x
 
     @torch.no_grad()

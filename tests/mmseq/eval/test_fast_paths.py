@@ -17,9 +17,13 @@ from torch import Tensor
 
 from mmseq.data.inputs import build_model_inputs
 from mmseq.data.split import split_interactions
+from mmseq.errors import DataError
 from mmseq.eval.metrics import capped_pessimistic_rank, pessimistic_rank
 from mmseq.eval.protocol import evaluate_per_user, make_eval_task
+from mmseq.models.bert4rec import BERT4Rec, BERT4RecConfig
+from mmseq.models.emkd import EMKD, EMKDConfig
 from mmseq.models.gru4rec import GRU4Rec, GRU4RecConfig
+from mmseq.models.peerrec import PeerRec, PeerRecConfig
 from mmseq.models.s4rec import S4Rec, S4RecConfig
 from mmseq.models.sasrec import SASRec, SASRecConfig
 
@@ -114,6 +118,9 @@ SEQUENCE_MODELS = {
         S4RecConfig(embedding_dim=16, ffn_dim=16, max_len=50, num_prototypes=4), 1, n
     ),
     "gru4rec": lambda n: GRU4Rec(GRU4RecConfig(embedding_dim=16, hidden_size=16, max_len=50), 1, n),
+    "bert4rec": lambda n: BERT4Rec(BERT4RecConfig(embedding_dim=16, ffn_dim=32, max_len=50), 1, n),
+    "emkd": lambda n: EMKD(EMKDConfig(embedding_dim=32, ffn_dim=64, max_len=15), 1, n),
+    "peerrec": lambda n: PeerRec(PeerRecConfig(embedding_dim=16, ffn_dim=32, max_len=51), 1, n),
 }
 
 
@@ -163,3 +170,37 @@ def test_length_order_needs_the_flag_and_sequence_lengths() -> None:
     plain = evaluate_per_user(FixedScores(model.scores), cpu_inputs(), task, batch_size=2)
     for name in task.metrics:
         assert torch.equal(with_order[name], plain[name]), name
+
+
+@pytest.mark.parametrize("where", ["target", "history", "other"])
+def test_nan_found_by_the_ranks_own_pass_is_an_error(where: str) -> None:
+    # loo-full with MRR: the NaN check's row sums come from the exact rank's pass (the masked
+    # history values are checked apart); a NaN anywhere still names its user.
+    split = split_interactions(random_table(6, 30, 5, seed=2), "loo-full")
+    task = make_eval_task(split, "test")
+    scores = torch.rand(6, 30, generator=torch.Generator().manual_seed(0))
+    user = 4
+    row = int(torch.nonzero(task.users == user))
+    target = int(task.target_indices[task.target_indptr[row]])
+    history = task.history_indices[task.history_indptr[row] : task.history_indptr[row + 1]]
+    others = sorted(set(range(30)) - set(history.tolist()) - {target})
+    col = {"target": target, "history": int(history[0]), "other": others[0]}[where]
+    scores[user, col] = float("nan")
+    with pytest.raises(DataError, match=rf"NaN for 1 users: {user}\b"):
+        evaluate_per_user(FixedScores(scores), cpu_inputs(), task, batch_size=4)
+
+
+def test_infinite_scores_without_nan_are_ranked() -> None:
+    # +inf in a row whose history is masked with -inf: the row sum is NaN, the exact check
+    # clears it, and the ranks are the definition's.
+    split = split_interactions(random_table(6, 30, 5, seed=2), "loo-full")
+    task = make_eval_task(split, "test")
+    scores = torch.rand(6, 30, generator=torch.Generator().manual_seed(0))
+    scores[:, 7] = float("inf")
+    got = evaluate_per_user(FixedScores(scores), cpu_inputs(), task, batch_size=4)
+    masked = scores[task.users].clone()
+    for j in range(task.num_users):
+        masked[j, task.history_indices[task.history_indptr[j] : task.history_indptr[j + 1]]] = (
+            float("-inf"))
+    ranks = reference_rank(masked, torch.arange(task.num_users), task.target_indices)
+    assert torch.equal(got["mrr"], 1.0 / (ranks.double() + 1.0))

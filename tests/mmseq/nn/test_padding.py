@@ -83,9 +83,12 @@ def test_bucketed_states_equal_the_padded_batchs(name: str) -> None:
 
 def test_aligned_groups_by_hand() -> None:
     tokens = torch.tensor([[0, 0, 0, 0, 9], [0, 4, 5, 6, 7], [0, 0, 0, 7, 8], [0, 0, 0, 0, 0]])
-    # lengths 1, 4, 2, 0 (counts as 1); width 5, multiple 2 -> widths 1, 5, 3, 1
+    # lengths 1, 4, 2, 0 (counts as 1); width 5, multiple 2 -> widths 1, 5, 3 -> 5
+    # (MIN_KEY_WIDTH: no group 2 or 3 wide where the row can be widened), 1
     groups = [(rows.tolist(), w) for rows, w in aligned_groups(tokens, 2)]
-    assert groups == [([0, 3], 1), ([2], 3), ([1], 5)]
+    assert groups == [([0, 3], 1), ([1, 2], 5)]
+    groups = [(rows.tolist(), w) for rows, w in aligned_groups(tokens[:, 2:], 2)]
+    assert groups == [([0, 3], 1), ([1, 2], 3)]  # width 3: nothing wider to go to
     assert row_lengths(tokens).tolist() == [1, 4, 2, 1]
     with pytest.raises(ValueError, match="multiple"):
         aligned_groups(tokens, 0)
