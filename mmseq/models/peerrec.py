@@ -38,13 +38,11 @@ from mmseq.models.item_loss import (
 )
 from mmseq.models.registry import MODELS
 from mmseq.nn.padding import (
-    BATCHED_MIN_ROWS,
     KEY_ALIGN,
     last_states_by_length,
     masked_states_by_length,
-    query_layout,
 )
-from mmseq.nn.transformer import TransformerEncoder, left_padded_attend
+from mmseq.nn.transformer import TransformerEncoder
 
 #: Block parameter of the stacked format (result_version 1: ``peers.layers.<l>.<name>``, shape
 #: (T, ...)) -> the same parameter of mmseq's ``TransformerBlock``
@@ -162,46 +160,20 @@ class PeerTransformerEncoder(nn.Module):
 def peer_last_states(peers: PeerTransformerEncoder, x: Tensor, padding_mask: Tensor, width: int,
                      peer: int | None = None) -> Tensor:
     """``peers(x_w, mask_w, peer)[:, :, -1]`` for ``x_w``: ``x`` after ``width - T`` padding
-    columns, at evaluation (no dropout), computing only what that state reads: bit-identical
-    on CPU, as :meth:`mmseq.nn.transformer.TransformerEncoder.last_state` (same rules: keys
-    ``width`` wide, the reference's query blocks, no GEMM under :data:`BATCHED_MIN_ROWS` rows).
+    columns, at evaluation (no dropout), computing only what that state reads: each peer's
+    :meth:`mmseq.nn.transformer.TransformerEncoder.last_state` (bit-identical on CPU to the
+    full-width pass), one peer after the other.
 
     Shapes:
         x: (P, B, T, d); padding_mask: (B, T) bool, True at padding; returns (P, B, d).
     """
-    p, b, t, d = x.shape
-    if 0 < b < BATCHED_MIN_ROWS:  # repeated rows: no small-matrix GEMM
-        pick = torch.arange(BATCHED_MIN_ROWS, device=x.device) % b
-        x, padding_mask = x[:, pick], padding_mask[pick]
-    heads: int = getattr(peers.layers[0], "num_heads", 1) if len(peers.layers) else 1
-    queries, last = query_layout(t, width, d // heads)
-    attend = left_padded_attend(padding_mask, width, queries, causal=False)  # (B', 1, Q, width)
-    attend = attend.expand(p, *attend.shape).flatten(0, 1)  # (P*B', 1, Q, width)
-    rows = x.shape[1]
-    for i, layer in enumerate(peers.layers):  # a loop over layers
-        w = {n: getattr(layer, n) for n in BLOCK_PARAMETERS}
-        if peer is not None:
-            w = {n: v[peer : peer + 1] for n, v in w.items()}
-        q_count, keep = (queries, t) if i < len(peers.layers) - 1 else (last, 1)
-        mask = attend[:, :, queries - q_count :]
-        qkv = _linear(x, w["qkv_weight"], w["qkv_bias"])  # (P, B', T, 3d)
-        zero = qkv.new_zeros(())
-        kv = torch.cat([zero.expand(p, rows, width - t, 2 * d), qkv[..., d:]], 2)
-        k, v = kv.split(d, dim=-1)  # (P, B', width, d), zeros at the padding columns
-        q = qkv[..., :d]
-        q = (torch.cat([zero.expand(p, rows, q_count - t, d), q], 2) if q_count > t
-             else q[:, :, t - q_count :])  # (P, B', Q, d)
-        q, k, v = (z.reshape(p * rows, z.shape[2], heads, d // heads).transpose(1, 2)
-                   for z in (q, k, v))  # (P*B', h, Q or width, d/h)
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (P*B', h, Q, d/h)
-        y = y.transpose(1, 2).reshape(p, rows, q_count, d)[:, :, q_count - keep :]
-        y = _linear(y, w["out_weight"], w["out_bias"])  # (P, B', keep, d)
-        x = _layer_norm(x[:, :, t - keep :] + y, w["norm1_weight"], w["norm1_bias"])
-        y = _linear(F.gelu(_linear(x, w["ffn_in_weight"], w["ffn_in_bias"])),
-                    w["ffn_out_weight"], w["ffn_out_bias"])
-        x = _layer_norm(x + y, w["norm2_weight"], w["norm2_bias"])  # (P, B', keep, d)
-        t = keep
-    return x[:, :b, -1]  # (P, B, d)
+    encoders = list(peers.encoders) if peer is None else [peers.encoders[peer]]
+    if x.shape[0] != len(encoders):
+        raise ValueError(f"Expected x of shape (P, B, T, d) with P = {len(encoders)} "
+                         f"(got {tuple(x.shape)})")
+    states = [enc.last_state(x_p, padding_mask, width=width)  # a loop over the 2-3 peers
+              for enc, x_p in zip(encoders, x.unbind(0))]
+    return torch.stack(states)  # (P, B, d)
 
 
 @MODELS.register("peerrec")
@@ -408,7 +380,7 @@ class PeerRec(Recommender):
         else:  # key-aligned groups, only the [MASK] output computed: the padded pass's, exactly
             states = last_states_by_length(
                 lambda t: self.encode(t, peer), tokens, multiple=KEY_ALIGN,
-                encode_last=lambda t, w: self.encode_last(t, w, peer), min_rows=BATCHED_MIN_ROWS,
+                encode_last=lambda t, w: self.encode_last(t, w, peer),
             )  # (T or 1, U, d)
         return states[:, inverse]
 
