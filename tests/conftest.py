@@ -15,6 +15,12 @@ SHARED_DATA = Path(os.environ.get("MMSEQ_SHARED_DATA", REPO.parent / "shared" / 
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# UMAP's compiled kernels (topics/jit_cache.py) go to a folder of this test session, not to the
+# user's ~/.cache (child processes started by tests inherit it).
+if "MMSEQ_JIT_CACHE" not in os.environ:
+    import tempfile
+
+    os.environ["MMSEQ_JIT_CACHE"] = tempfile.mkdtemp(prefix="mmseq-test-jit-")
 
 
 @pytest.fixture(scope="session")

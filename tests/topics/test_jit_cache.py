@@ -13,17 +13,24 @@ pytest.importorskip("umap")
 
 @pytest.fixture
 def fresh(monkeypatch):
-    """Forget this process's JIT cache folder, and give the functions their old caches back
-    afterwards (a deleted tmp folder must not receive later compiles)."""
+    """Forget this process's JIT cache folder (and the caches it gave UMAP's functions), and give
+    the functions their old caches back afterwards (a deleted tmp folder must not receive later
+    compiles)."""
     import importlib
 
     from numba.core.dispatcher import Dispatcher
 
+    from numba.core.caching import NullCache
+
     saved = {}
     for name in jit_cache.JIT_MODULES:
-        for f in vars(importlib.import_module(name)).values():
+        for key, f in vars(importlib.import_module(name)).items():
             if isinstance(f, Dispatcher):
                 saved[f] = f._cache
+                # Undo an earlier enable_jit_cache of this process (a topic stage run by another
+                # test): its functions would otherwise count as cached by their library.
+                if f.py_func.__module__ == name and key not in jit_cache.UNCACHEABLE:
+                    f._cache = NullCache()
     monkeypatch.setattr(jit_cache, "_enabled", {})
     yield
     for f, cache in saved.items():
