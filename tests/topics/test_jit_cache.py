@@ -18,9 +18,8 @@ def fresh(monkeypatch):
     compiles)."""
     import importlib
 
-    from numba.core.dispatcher import Dispatcher
-
     from numba.core.caching import NullCache
+    from numba.core.dispatcher import Dispatcher
 
     saved = {}
     for name in jit_cache.JIT_MODULES:
