@@ -69,6 +69,30 @@ def _version(dist: str) -> str | None:
         return None
 
 
+#: The checkout's state when this process pinned it (:func:`pin_code_state`), else None.
+_PINNED: dict[str, Any] | None = None
+
+
+def _code_state() -> dict[str, Any]:
+    sha = _git("rev-parse", "HEAD")
+    status = _git("status", "--porcelain") if sha else None
+    return {"git_sha": sha or None, "git_dirty": None if status is None else bool(status)}
+
+
+def pin_code_state() -> dict[str, Any]:
+    """Record the checkout's commit and dirtiness as this process's code (first call wins).
+
+    A long process (a results table, a study) loads mmseq's modules when it starts; if the
+    checkout moves on while it runs, the commit at the moment a result is written is not the
+    code that produced it. :func:`run_experiment` pins at its start, and :func:`provenance`
+    then reports the pinned state (and says when the checkout changed since).
+    """
+    global _PINNED
+    if _PINNED is None:
+        _PINNED = _code_state()
+    return dict(_PINNED)
+
+
 def provenance() -> dict[str, Any]:
     """Where and with what a result was produced.
 
@@ -76,16 +100,25 @@ def provenance() -> dict[str, Any]:
         ``git_sha`` (None without git), ``git_dirty`` (None when unknown; True when tracked or
         untracked, non-ignored files differ from the commit), ``hostname``, ``cpu``,
         ``cpu_count``, ``torch_threads``, ``cuda_device`` (None without CUDA), ``versions``
-        (python, mmseq, torch, torch_geometric, numpy) and ``time_utc`` (ISO 8601).
+        (python, mmseq, torch, torch_geometric, numpy) and ``time_utc`` (ISO 8601). When the
+        process pinned its code state (:func:`pin_code_state`), ``git_sha``/``git_dirty`` are the
+        pinned ones, and if the checkout changed since, ``checkout_changed_during_run`` is True
+        and ``git_sha_now``/``git_dirty_now`` hold the state at this call.
     """
-    sha = _git("rev-parse", "HEAD")
-    status = _git("status", "--porcelain") if sha else None
+    now = _code_state()
+    code = dict(_PINNED) if _PINNED is not None else now
+    moved = _PINNED is not None and now != _PINNED
     cuda = None
     if torch.cuda.is_available():
         cuda = torch.cuda.get_device_name(torch.cuda.current_device())
+    changed = (
+        {"checkout_changed_during_run": True, "git_sha_now": now["git_sha"],
+         "git_dirty_now": now["git_dirty"]}
+        if moved else {}
+    )
     return {
-        "git_sha": sha or None,
-        "git_dirty": None if status is None else bool(status),
+        **code,
+        **changed,
         "hostname": socket.gethostname(),
         "platform": platform.platform(),
         "cpu": _cpu_model(),

@@ -34,7 +34,7 @@ from mmseq.data.stats import pipeline_stages, stages_line, trivial_metric_warnin
 from mmseq.device import resolve_device
 from mmseq.errors import ConfigError
 from mmseq.eval.protocol import DEFAULT_KS, NUM_NEGATIVES, evaluate, make_eval_task
-from mmseq.eval.report import write_results
+from mmseq.eval.report import pin_code_state, write_results
 from mmseq.identity import config_identity
 from mmseq.io import atomic_write, file_sha256
 from mmseq.models.build import build_model
@@ -130,6 +130,7 @@ def run_experiment(
     """
     if continue_from is not None and not resume:
         raise ConfigError("--continue-from needs checkpoints; it cannot be used with --no-resume")
+    pin_code_state()  # the code this process loaded, whatever the checkout does meanwhile
     check_before_work(cfg, run_dir)
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)

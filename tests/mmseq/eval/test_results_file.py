@@ -76,7 +76,8 @@ def test_non_finite_metric_and_bad_config_are_errors(tmp_path: Path) -> None:
     assert not (tmp_path / "r.json").exists()
 
 
-def test_provenance_in_this_repository() -> None:
+def test_provenance_in_this_repository(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(report, "_PINNED", None)  # not what an earlier test's run pinned
     info = provenance()
     assert set(info) == PROVENANCE_KEYS
     assert info["torch_threads"] >= 1
@@ -86,6 +87,8 @@ def test_provenance_in_this_repository() -> None:
 
 
 def test_provenance_without_git(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(report, "_PINNED", None)
+
     def no_git(*args: object, **kwargs: object) -> None:
         raise FileNotFoundError("git")
 
@@ -111,3 +114,26 @@ def test_load_results_errors(tmp_path: Path) -> None:
     partial.write_text(json.dumps({"protocol": "loo-full", "metrics": {}}))
     with pytest.raises(ArtifactError, match="missing fields"):
         load_results(partial)
+
+
+def test_provenance_reports_the_pinned_code_and_a_checkout_that_moved(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A long process pins the commit it loaded; a result written after the checkout moved
+    keeps that commit and says that the checkout changed (with the commit at writing time)."""
+    state = {"sha": "a" * 40, "status": ""}
+
+    def fake_git(*args: str) -> str:
+        return state["sha"] if args[0] == "rev-parse" else state["status"]
+
+    monkeypatch.setattr(report, "_git", fake_git)
+    monkeypatch.setattr(report, "_PINNED", None)
+    assert report.pin_code_state() == {"git_sha": "a" * 40, "git_dirty": False}
+    info = provenance()
+    assert info["git_sha"] == "a" * 40 and "checkout_changed_during_run" not in info
+    state.update(sha="b" * 40, status=" M mmseq/models/sasrec.py")
+    assert report.pin_code_state()["git_sha"] == "a" * 40  # the first pin wins
+    info = provenance()
+    assert info["git_sha"] == "a" * 40 and info["git_dirty"] is False
+    assert info["checkout_changed_during_run"] is True
+    assert info["git_sha_now"] == "b" * 40 and info["git_dirty_now"] is True
