@@ -229,8 +229,8 @@ def test_configs_share_data_topics_and_graphs_with_sdmtmp(dataset: str) -> None:
 @pytest.mark.parametrize(
     ("table", "models"),
     [
-        ("33_flagship_musical_instruments", {"sasrec", "bert4rec", "sdmtmp_seq", "sdmtmp"}),
-        ("34_flagship_gift_cards", {"sasrec", "sdmtmp_seq", "sdmtmp"}),
+        ("33_flagship_musical_instruments", {"sasrec", "bert4rec", "peerrec", "sdmtmp_seq", "sdmtmp"}),
+        ("34_flagship_gift_cards", {"sasrec", "bert4rec", "peerrec", "sdmtmp_seq", "sdmtmp"}),
     ],
 )
 def test_results_table_rows_parse(table: str, models: set[str]) -> None:
