@@ -2,6 +2,13 @@
 
     python scripts/analyse_runs.py runs/sasrec_mi runs/sdmtmp_mi runs/fused_mi --labels SASRec \
         SD-MTMP fused
+    python scripts/analyse_runs.py runs/sasrec_mi runs/text_mi --by item-count
+
+With ``--by item-count`` the unit is the test TARGET instead of the user: each (user, test item)
+pair is a hit when the item ranks in the user's top ``--k`` (full ranking, history masked,
+pessimistic ties: the protocol's own ranks), and the pairs are grouped by how many interactions
+the target item has in the data the test stage trains on (fit + valid). It shows where in the
+item-popularity range a model gains or loses.
 
 Each argument is a run directory written by ``mmseq train`` (``model.pt`` + ``results.json``).
 The model is reloaded with its saved config and weights, scored per user on the TEST part with the
@@ -15,21 +22,20 @@ epoch.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import torch
 
-from mmseq.config import ExperimentConfig, from_dict
-from mmseq.data.prepare import load_graph_parts, make_inputs, prepare_data
-from mmseq.eval.protocol import evaluate_per_user, make_eval_task
-from mmseq.models.build import build_model
-from mmseq.seed import seed_everything
+from mmseq.eval.protocol import evaluate_per_user, make_eval_task, target_ranks
+from mmseq.runs import load_trained_run
 
 #: Upper ends (inclusive) of the history-length buckets; the last bucket is open.
 BUCKETS = (5, 7, 10, 15)
+#: Upper ends (inclusive) of the target items' training-count buckets; the last bucket is open.
+ITEM_BUCKETS = (10, 20, 40, 80)
 
 
 def bucket_labels(edges: tuple[int, ...] = BUCKETS) -> list[str]:
@@ -41,31 +47,48 @@ def bucket_labels(edges: tuple[int, ...] = BUCKETS) -> list[str]:
     return [*labels, f">{edges[-1]}"]
 
 
+def _load_test(run_dir: Path) -> tuple[Any, Any, Any, int]:
+    """``(model, test inputs, test task, users)`` of a finished run (:func:`load_trained_run`)."""
+    run = load_trained_run(run_dir, device="cpu")
+    task = make_eval_task(
+        run.prepared.split, "test", ks=run.cfg.ks or None, seed=run.cfg.split.seed
+    )
+    return run.model, run.test_inputs, task, run.prepared.data.num_users
+
+
 def per_user_test(run_dir: Path, metric: str) -> tuple[torch.Tensor, torch.Tensor]:
     """``(history length (U,), metric (U,))`` of a run's test users."""
-    state = torch.load(run_dir / "model.pt", map_location="cpu", weights_only=True)
-    cfg = from_dict(ExperimentConfig, state["config"], where=str(run_dir / "model.pt"))
-    cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, progress=False))
-    seed_everything(cfg.seed)
-    prepared = prepare_data(cfg)
-    model = build_model(cfg, prepared.data.num_users, prepared.data.num_items)
-    model.load_state_dict(state["state_dict"])
-    fit_inputs, test_inputs = make_inputs(
-        cfg, prepared, load_graph_parts(cfg, prepared.split, model.requires_graphs)
-    )
-    if not model.trainable:
-        model.fit_closed_form(fit_inputs)
-    task = make_eval_task(prepared.split, "test", ks=cfg.ks or None, seed=cfg.split.seed)
+    model, test_inputs, task, num_users = _load_test(run_dir)
     values = evaluate_per_user(model, test_inputs, task)[metric]  # (U,)
-    lengths = torch.bincount(test_inputs.user, minlength=prepared.data.num_users)[task.users]
+    lengths = torch.bincount(test_inputs.user, minlength=num_users)[task.users]
     return lengths.cpu(), values
 
 
-def breakdown(lengths: torch.Tensor, values: torch.Tensor) -> list[tuple[int, float]]:
-    """``(users, mean metric)`` per bucket of :data:`BUCKETS` (history length, inclusive)."""
-    bucket = torch.bucketize(lengths, torch.tensor(BUCKETS))  # (U,) 0..len(BUCKETS)
+def per_target_test(run_dir: Path, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(training count of each test target's item (T,), hit@k of the target (T,) bool)``.
+
+    Full ranking only (``ratio-80-20`` / ``loo-full``): the protocol's own ranks
+    (:func:`~mmseq.eval.protocol.target_ranks`: history masked, pessimistic ties).
+    """
+    model, inputs, task, _ = _load_test(run_dir)
+    if task.candidates is not None:
+        raise SystemExit(f"{run_dir}: --by item-count needs a full-ranking protocol "
+                         f"(got {task.protocol})")
+    item_count = torch.bincount(inputs.item.cpu(), minlength=task.num_items)  # (I,)
+    return item_count[task.target_indices], target_ranks(model, inputs, task) < k
+
+
+def breakdown(
+    lengths: torch.Tensor, values: torch.Tensor, edges: tuple[int, ...] = BUCKETS
+) -> list[tuple[int, float]]:
+    """``(rows, mean value)`` per bucket of ``lengths`` (upper ``edges`` inclusive, last open).
+
+    Shapes: lengths (N,) int, values (N,) float or bool.
+    """
+    bucket = torch.bucketize(lengths, torch.tensor(edges))  # (N,) 0..len(edges)
+    values = values.double()
     out = []
-    for b in range(len(BUCKETS) + 1):  # a loop over buckets, not users
+    for b in range(len(edges) + 1):  # a loop over buckets, not users
         hit = bucket == b
         out.append((int(hit.sum()), float(values[hit].mean()) if hit.any() else float("nan")))
     return out
@@ -92,23 +115,42 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="+", type=Path, help="run directories (model.pt + results)")
     parser.add_argument("--labels", nargs="*", default=None, help="one label per run")
-    parser.add_argument("--metric", default="ndcg@10")
+    parser.add_argument("--metric", default="ndcg@10", help="per-user metric (--by history)")
+    parser.add_argument(
+        "--by",
+        choices=("history", "item-count"),
+        default="history",
+        help="group users by history length, or test targets by their item's training count",
+    )
+    parser.add_argument("--k", type=int, default=10, help="cut-off of the hit (--by item-count)")
     args = parser.parse_args(argv)
     labels = args.labels or [p.name for p in args.runs]
     if len(labels) != len(args.runs):
         parser.error(f"expected {len(args.runs)} labels (got {len(labels)})")
-    header = ["model", "all", *(f"hist {b}" for b in bucket_labels())]
+    by_item = args.by == "item-count"
+    edges = ITEM_BUCKETS if by_item else BUCKETS
+    prefix = "item count" if by_item else "hist"
+    header = ["model", "all", *(f"{prefix} {b}" for b in bucket_labels(edges))]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     counts: list[int] = []
     for label, run in zip(labels, args.runs):
-        lengths, values = per_user_test(run, args.metric)
-        rows = breakdown(lengths, values)
+        if by_item:
+            keys, values = per_target_test(run, args.k)
+        else:
+            keys, values = per_user_test(run, args.metric)
+        rows = breakdown(keys, values, edges)
         counts = [n for n, _ in rows]
-        cells = [label, f"{float(values.mean()):.4f}", *(f"{v:.4f}" for _, v in rows)]
+        cells = [label, f"{float(values.double().mean()):.4f}", *(f"{v:.4f}" for _, v in rows)]
         lines.append("| " + " | ".join(cells) + " |")
-        print(f"{label}: gates {gates(run)}", file=sys.stderr)
-    lines.append("| users | " + " | ".join(map(str, [sum(counts), *counts])) + " |")
-    print(f"Test {args.metric} by history length (fit + valid interactions)")
+        if not by_item:
+            print(f"{label}: gates {gates(run)}", file=sys.stderr)
+    unit = "test targets" if by_item else "users"
+    lines.append(f"| {unit} | " + " | ".join(map(str, [sum(counts), *counts])) + " |")
+    if by_item:
+        print(f"Test HR@{args.k} per (user, target) pair by the target item's interactions in "
+              "fit + valid")
+    else:
+        print(f"Test {args.metric} by history length (fit + valid interactions)")
     print("\n".join(lines))
     return 0
 

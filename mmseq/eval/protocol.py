@@ -478,3 +478,48 @@ def evaluate(
         raise DataError(f"Expected at least one user to evaluate ({task.protocol}/{task.stage})")
     per_user = evaluate_per_user(model, inputs, task, batch_size=batch_size)
     return {name: float(values.mean()) for name, values in per_user.items()}
+
+
+def target_ranks(
+    model: RankingModel, inputs: Any, task: EvalTask, *, batch_size: int = 512
+) -> Tensor:
+    """0-based pessimistic rank of every target of a full-ranking task, for per-target analyses.
+
+    The same ranks :func:`evaluate_per_user` reads (history masked to ``-inf``, ties counted
+    against the target), one per entry of ``task.target_indices``; a diagnostic path (plain
+    masking, no fused checks), not the evaluator's.
+
+    Shapes:
+        returns (T,) int64 on the CPU, aligned with ``task.target_indices``.
+
+    Raises:
+        ValueError: for a sampled-candidates task (``loo-sampled99``): its ranks are within
+            100 candidates, not over the catalogue.
+    """
+    if task.candidates is not None:
+        raise ValueError(
+            f"Expected a full-ranking task for per-target ranks (got {task.protocol}/{task.stage})"
+        )
+    device = inputs.device
+    history = task.history_indices.to(device)
+    chunks = []
+    was_training = model.training
+    model.train(False)
+    try:
+        with torch.no_grad():
+            model.begin_eval(inputs)
+            try:
+                for start in range(0, task.num_users, batch_size):  # a loop over user batches
+                    stop = min(start + batch_size, task.num_users)
+                    scores = model.score_all(task.users[start:stop].to(device), inputs)
+                    check_scores(scores, task.users[start:stop], where="target_ranks")
+                    scores = mask_rows(scores, task.history_indptr, history, start, stop)
+                    rows, cols = _csr_rows(
+                        task.target_indptr, task.target_indices.to(device), start, stop
+                    )
+                    chunks.append(pessimistic_rank(scores, rows, cols).cpu())
+            finally:
+                model.end_eval()
+    finally:
+        model.train(was_training)
+    return torch.cat(chunks) if chunks else torch.zeros(0, dtype=torch.int64)

@@ -19,6 +19,7 @@ from mmseq.config import TrainConfig, from_dict, load_experiment
 from mmseq.data.inputs import ModelInputs, build_model_inputs
 from mmseq.errors import ArtifactError, ConfigError
 from mmseq.eval.protocol import evaluate, make_eval_task
+from mmseq.identity import config_identity
 from mmseq.models import MODELS
 from mmseq.models.sasrec import SASRec
 from mmseq.models.sdmtmp_seq import ITEM_TEXT, SDMTMPSeq, SDMTMPSeqConfig
@@ -229,8 +230,10 @@ def test_configs_share_data_topics_and_graphs_with_sdmtmp(dataset: str) -> None:
 @pytest.mark.parametrize(
     ("table", "models"),
     [
-        ("33_flagship_musical_instruments", {"sasrec", "bert4rec", "peerrec", "sdmtmp_seq", "sdmtmp"}),
-        ("34_flagship_gift_cards", {"sasrec", "bert4rec", "peerrec", "sdmtmp_seq", "sdmtmp"}),
+        ("33_flagship_musical_instruments",
+         {"sasrec", "bert4rec", "peerrec", "sdmtmp_seq", "sdmtmp", "sdmtmp_peer"}),
+        ("34_flagship_gift_cards",
+         {"sasrec", "bert4rec", "peerrec", "sdmtmp_seq", "sdmtmp", "sdmtmp_peer"}),
     ],
 )
 def test_results_table_rows_parse(table: str, models: set[str]) -> None:
@@ -246,6 +249,36 @@ def test_results_table_rows_parse(table: str, models: set[str]) -> None:
         cfg = load_experiment(ROOT.parents[1] / module.load_tables()[table].config, [*row.set])
         names.add(cfg.model.name)
     assert names == models
+
+
+@pytest.mark.parametrize(
+    ("table", "dataset", "chosen"),
+    [
+        ("33_flagship_musical_instruments", "musical_instruments",
+         ["model.params.sdmtmp.score_loss=ce", "model.params.peer_weight=0.5",
+          "model.params.peer.dropout=0.5", "model.params.peer.stage1_epochs=20",
+          "train.batch_size=1024"]),
+        ("34_flagship_gift_cards", "gift_cards",
+         ["model.params.sdmtmp.score_loss=ce", "model.params.peer_weight=2.0",
+          "model.params.peer.dropout=0.1", "model.params.peer.stage1_epochs=5",
+          "train.batch_size=1024"]),
+    ],
+)
+def test_fused_table_row_is_its_studys_choice(table: str, dataset: str, chosen: list[str]) -> None:
+    """The fused row of each flagship table runs exactly the point its validation study chose
+    (configs/tuning/sdmtmp_peer_<dataset>.yaml, best trial), on the study's own config."""
+    spec = importlib.util.spec_from_file_location(
+        "make_results", ROOT.parents[1] / "scripts/make_results.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    tables = module.load_tables()
+    rows = [r for r in tables[table].rows if r.label.startswith("SD-MTMP + PeerRec fused")]
+    assert len(rows) == 1
+    row_cfg = load_experiment(ROOT.parents[1] / tables[table].config, [*rows[0].set])
+    study_cfg = load_experiment(ROOT / f"sdmtmp_peer_{dataset}.yaml", chosen)
+    assert config_identity(row_cfg) == config_identity(study_cfg)
 
 
 # ---------------------------------------------------------------------- review-text item rows
