@@ -16,6 +16,7 @@ build uses, hangs in a forked child that starts a multi-threaded region after th
 from __future__ import annotations
 
 import contextlib
+import gc
 import itertools
 import logging
 import multiprocessing as mp
@@ -144,6 +145,22 @@ def _run_in_worker(b: int, ids: np.ndarray, mask: np.ndarray) -> tuple[int, np.n
     return b, _WORKER["fn"](ids, mask)
 
 
+def _fork_frozen(executor: ProcessPoolExecutor) -> None:
+    """Fork ``executor``'s workers now, with this process's objects moved out of the GC's reach.
+
+    A forked child shares the parent's memory pages until one is written; CPython's cyclic GC
+    writes into every tracked object it scans, so each worker's first collections would copy
+    the parent's whole object heap page by page. ``gc.freeze()`` before the fork puts those
+    objects in the permanent generation, which the children's collections skip.
+    """
+    gc.collect()
+    gc.freeze()
+    try:
+        executor.submit(int).result()  # a fork-start pool launches every worker at its first task
+    finally:
+        gc.unfreeze()
+
+
 class WorkerPool:
     """``workers`` forked processes, one torch thread each, that run ``fn`` on padded batches.
 
@@ -175,6 +192,7 @@ class WorkerPool:
             initargs=(fn, context),  # inherited by fork: no pickle, no copy
         )
         self._finalizer = weakref.finalize(self, self._executor.shutdown, wait=True)
+        _fork_frozen(self._executor)
 
     @property
     def closed(self) -> bool:

@@ -188,3 +188,25 @@ def test_attention_kernel_is_part_of_the_encoder(minilm: MiniLMEncoder) -> None:
     assert minilm.encoder_id.endswith("|attn=eager")
     assert MiniLMEncoder(attn_implementation="sdpa").encoder_id.endswith("|attn=sdpa")
     assert MiniLMEncoder(attn_implementation="").encoder_id.endswith("|attn=default")
+
+
+def _freeze_count(ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    import gc
+
+    return np.full((len(ids), 1), gc.get_freeze_count(), dtype=np.float32)
+
+
+def test_workers_fork_with_the_parents_objects_frozen_and_the_parent_unfrozen() -> None:
+    """The parent's objects are out of the workers' GC (no copy-on-write of the whole heap by
+    their collections); the parent's own GC is back to normal once the pool exists."""
+    import gc
+
+    keep = [{"i": i} for i in range(1000)]  # tracked objects the parent holds at the fork
+    pool = WorkerPool(_freeze_count, 2)
+    try:
+        assert gc.get_freeze_count() == 0
+        tb = TokenBatches.from_token_ids(SIX, batch_tokens=4, max_batch_size=4, pad_id=0)
+        out = pool.map_batches(tb, np.zeros((6, 1), dtype=np.float32))
+        assert (out >= len(keep)).all()  # every worker saw at least these objects frozen
+    finally:
+        pool.close()
