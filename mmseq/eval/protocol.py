@@ -19,9 +19,10 @@ Every user counts equally in the averages.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -359,6 +360,23 @@ def _mask_history(scores: Tensor, rows: Tensor, cols: Tensor) -> tuple[Tensor, T
     return scores.index_put_((rows, cols), minus_inf), saved
 
 
+@contextlib.contextmanager
+def _scoring(model: RankingModel, inputs: Any) -> Iterator[None]:
+    """Eval mode and ``torch.no_grad()`` between ``begin_eval(inputs)`` and ``end_eval()``;
+    the model's previous train/eval mode comes back afterwards, also on errors."""
+    was_training = model.training
+    model.train(False)
+    try:
+        with torch.no_grad():
+            model.begin_eval(inputs)
+            try:
+                yield
+            finally:
+                model.end_eval()
+    finally:
+        model.train(was_training)
+
+
 def evaluate_per_user(
     model: RankingModel, inputs: Any, task: EvalTask, *, batch_size: int = 1024
 ) -> dict[str, Tensor]:
@@ -390,60 +408,51 @@ def evaluate_per_user(
     one_each = bool((num_targets == 1).all())  # leave-one-out: target t belongs to row t
     cap = None if "mrr" in task.metrics else max(task.ks)
     where = f"scores of {type(model).__name__} ({task.protocol}/{task.stage})"
-    was_training = model.training
     chunks = []
-    model.train(False)
-    try:
-        with torch.no_grad():
-            model.begin_eval(inputs)
-            try:
-                for start in range(0, task.num_users, batch_size):  # a loop over user batches
-                    stop = min(start + batch_size, task.num_users)
-                    batch_users = users[start:stop]
-                    if candidates is not None:
-                        batch_items = candidates[start:stop]  # (B, 100)
-                        scores = model.score_candidates(batch_users, batch_items, inputs)
-                        expected: tuple[int, ...] = tuple(batch_items.shape)
-                    else:
-                        scores = model.score_all(batch_users, inputs)
-                        expected = (stop - start, task.num_items)
-                    if tuple(scores.shape) != expected:
-                        raise ValueError(f"Expected {where} of shape {expected} "
-                                         f"(got {tuple(scores.shape)})")
-                    if candidates is not None:
-                        check_scores(scores, batch_users, where=where)
-                        ranks = pessimistic_rank(scores, None, torch.zeros_like(batch_users))
-                        segment = torch.arange(stop - start, device=device)
-                    else:
-                        rows, cols = _csr_rows(history_indptr, history_indices, start, stop)
-                        # One target per row, exact ranks, in-place masking: the NaN check's
-                        # row sums come from the rank's own pass over the scores (the masked
-                        # values are checked apart); otherwise its own pass, first.
-                        fused = one_each and cap is None and scores.is_contiguous() and (
-                            not scores.requires_grad)
-                        if not fused:
-                            check_scores(scores, batch_users, where=where)
-                        scores, saved = _mask_history(scores, rows, cols)
-                        segment, target_cols = _csr_rows(
-                            target_indptr, target_indices, start, stop
-                        )
-                        sums = scores.new_empty(stop - start) if fused else None
-                        ranks = pessimistic_rank(
-                            scores, None if one_each else segment, target_cols, cap=cap,
-                            row_sums=sums,
-                        )
-                        if saved is not None:
-                            scores.index_put_((rows, cols), saved)  # the model's values back
-                        if sums is not None and saved is not None and bool(
-                            torch.isnan(sums).any() or torch.isnan(saved).any()
-                        ):
-                            check_scores(scores, batch_users, where=where)  # raises if NaN
-                    counts = num_targets[start:stop].to(device)
-                    chunks.append(per_user_metrics(task.metrics, ranks, segment, counts).cpu())
-            finally:
-                model.end_eval()
-    finally:
-        model.train(was_training)
+    with _scoring(model, inputs):
+        for start in range(0, task.num_users, batch_size):  # a loop over user batches
+            stop = min(start + batch_size, task.num_users)
+            batch_users = users[start:stop]
+            if candidates is not None:
+                batch_items = candidates[start:stop]  # (B, 100)
+                scores = model.score_candidates(batch_users, batch_items, inputs)
+                expected: tuple[int, ...] = tuple(batch_items.shape)
+            else:
+                scores = model.score_all(batch_users, inputs)
+                expected = (stop - start, task.num_items)
+            if tuple(scores.shape) != expected:
+                raise ValueError(f"Expected {where} of shape {expected} "
+                                 f"(got {tuple(scores.shape)})")
+            if candidates is not None:
+                check_scores(scores, batch_users, where=where)
+                ranks = pessimistic_rank(scores, None, torch.zeros_like(batch_users))
+                segment = torch.arange(stop - start, device=device)
+            else:
+                rows, cols = _csr_rows(history_indptr, history_indices, start, stop)
+                # One target per row, exact ranks, in-place masking: the NaN check's
+                # row sums come from the rank's own pass over the scores (the masked
+                # values are checked apart); otherwise its own pass, first.
+                fused = one_each and cap is None and scores.is_contiguous() and (
+                    not scores.requires_grad)
+                if not fused:
+                    check_scores(scores, batch_users, where=where)
+                scores, saved = _mask_history(scores, rows, cols)
+                segment, target_cols = _csr_rows(
+                    target_indptr, target_indices, start, stop
+                )
+                sums = scores.new_empty(stop - start) if fused else None
+                ranks = pessimistic_rank(
+                    scores, None if one_each else segment, target_cols, cap=cap,
+                    row_sums=sums,
+                )
+                if saved is not None:
+                    scores.index_put_((rows, cols), saved)  # the model's values back
+                if sums is not None and saved is not None and bool(
+                    torch.isnan(sums).any() or torch.isnan(saved).any()
+                ):
+                    check_scores(scores, batch_users, where=where)  # raises if NaN
+            counts = num_targets[start:stop].to(device)
+            chunks.append(per_user_metrics(task.metrics, ranks, segment, counts).cpu())
     values = torch.cat(chunks) if chunks else torch.zeros(0, len(task.metrics), dtype=torch.float64)
     if order is not None:
         values = torch.empty_like(values).index_copy_(0, order, values)  # back to task order
@@ -503,23 +512,12 @@ def target_ranks(
     device = inputs.device
     history = task.history_indices.to(device)
     chunks = []
-    was_training = model.training
-    model.train(False)
-    try:
-        with torch.no_grad():
-            model.begin_eval(inputs)
-            try:
-                for start in range(0, task.num_users, batch_size):  # a loop over user batches
-                    stop = min(start + batch_size, task.num_users)
-                    scores = model.score_all(task.users[start:stop].to(device), inputs)
-                    check_scores(scores, task.users[start:stop], where="target_ranks")
-                    scores = mask_rows(scores, task.history_indptr, history, start, stop)
-                    rows, cols = _csr_rows(
-                        task.target_indptr, task.target_indices.to(device), start, stop
-                    )
-                    chunks.append(pessimistic_rank(scores, rows, cols).cpu())
-            finally:
-                model.end_eval()
-    finally:
-        model.train(was_training)
+    with _scoring(model, inputs):
+        for start in range(0, task.num_users, batch_size):  # a loop over user batches
+            stop = min(start + batch_size, task.num_users)
+            scores = model.score_all(task.users[start:stop].to(device), inputs)
+            check_scores(scores, task.users[start:stop], where="target_ranks")
+            scores = mask_rows(scores, task.history_indptr, history, start, stop)
+            rows, cols = _csr_rows(task.target_indptr, task.target_indices.to(device), start, stop)
+            chunks.append(pessimistic_rank(scores, rows, cols).cpu())
     return torch.cat(chunks) if chunks else torch.zeros(0, dtype=torch.int64)

@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import torch
 
 from mmseq.eval.protocol import target_ranks
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.script_loader import load_script
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location("analyse_runs", REPO / "scripts/analyse_runs.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script("analyse_runs")
 
 
 def test_per_target_counts_are_the_items_fit_and_valid_interactions(demo_run: Path) -> None:

@@ -7,8 +7,6 @@ against its parts (SASRec, SDMTMP) loaded with the same weights.
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
@@ -26,6 +24,7 @@ from mmseq.models.sdmtmp_seq import ITEM_TEXT, SDMTMPSeq, SDMTMPSeqConfig
 from mmseq.train.loop import fit
 from tests.models.test_sdmtmp import SPECS, TOPIC_DIM, fixed_topics, tiny_log
 from tests.models.test_sdmtmp_peer import synthetic_setup
+from tests.script_loader import load_script
 
 SEQ = {"embedding_dim": 8, "max_len": 8, "dropout": 0.0}
 SD = {"embedding_dim": 8, "topic_feature_dim": TOPIC_DIM}
@@ -237,12 +236,7 @@ def test_configs_share_data_topics_and_graphs_with_sdmtmp(dataset: str) -> None:
     ],
 )
 def test_results_table_rows_parse(table: str, models: set[str]) -> None:
-    spec = importlib.util.spec_from_file_location(
-        "make_results", ROOT.parents[1] / "scripts/make_results.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
+    module = load_script("make_results")
     rows = module.load_tables()[table].rows
     names = set()
     for row in rows:
@@ -267,12 +261,7 @@ def test_results_table_rows_parse(table: str, models: set[str]) -> None:
 def test_fused_table_row_is_its_studys_choice(table: str, dataset: str, chosen: list[str]) -> None:
     """The fused row of each flagship table runs exactly the point its validation study chose
     (configs/tuning/sdmtmp_peer_<dataset>.yaml, best trial), on the study's own config."""
-    spec = importlib.util.spec_from_file_location(
-        "make_results", ROOT.parents[1] / "scripts/make_results.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
+    module = load_script("make_results")
     tables = module.load_tables()
     rows = [r for r in tables[table].rows if r.label.startswith("SD-MTMP + PeerRec fused")]
     assert len(rows) == 1

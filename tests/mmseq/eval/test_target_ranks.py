@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import torch
 
 from mmseq.eval.protocol import evaluate_per_user, target_ranks
-
-REPO = Path(__file__).resolve().parents[3]
+from tests.script_loader import load_script
 
 
 def _load_test(run_dir: Path):
-    spec = importlib.util.spec_from_file_location("analyse_runs", REPO / "scripts/analyse_runs.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module._load_test(run_dir)
+    return load_script("analyse_runs")._load_test(run_dir)
 
 
 def test_target_hits_and_ranks_match_the_per_user_metrics(demo_run: Path) -> None:
