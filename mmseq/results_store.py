@@ -191,15 +191,17 @@ def entries(root: Path) -> Iterator[tuple[Path, dict[str, Any]]]:
 
 
 def stale(root: Path) -> list[Path]:
-    """Stored files whose code hash no longer equals the current code's for their config."""
+    """Stored files no table can use any more: unreadable, of other code (the code hash no
+    longer equals the current code's for their config), or filed under another key than their
+    config has now (a change of :func:`canonical_config` or of the config identity moved it)."""
     out = []
     for path, entry in entries(root):
         try:
             cfg = from_dict(ExperimentConfig, entry["config"], where=str(path))
-            current = code_hash(cfg)
+            key = StoreKey.of(cfg)
         except (KeyError, ValueError):
             out.append(path)
             continue
-        if entry.get("code_hash") != current:
+        if entry.get("code_hash") != key.code or key.path(root) != path:
             out.append(path)
     return out

@@ -93,10 +93,12 @@ def test_a_file_under_another_key_is_never_returned(tmp_path: Path) -> None:
     )
     shutil.copy(path, store.StoreKey.of(cfg).path(tmp_path / "s"))  # renamed: seed 1's numbers
     assert store.lookup(tmp_path / "s", cfg) is None
+    assert store.stale(tmp_path / "s") == [store.StoreKey.of(cfg).path(tmp_path / "s")]
     entry = store.entry_from_results(cfg, _results(), provenance={})
     entry["config"] = json.loads(path.read_text())["config"]  # right key, edited config
     store.StoreKey.of(cfg).path(tmp_path / "s").write_text(json.dumps(entry))
     assert store.lookup(tmp_path / "s", cfg) is None
+    assert store.stale(tmp_path / "s") == [store.StoreKey.of(cfg).path(tmp_path / "s")]
 
 
 def test_results_without_test_metrics_are_not_stored(tmp_path: Path) -> None:
