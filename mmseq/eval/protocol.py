@@ -511,6 +511,7 @@ def target_ranks(
         )
     device = inputs.device
     history = task.history_indices.to(device)
+    targets = task.target_indices.to(device)  # moved once, not per batch
     chunks = []
     with _scoring(model, inputs):
         for start in range(0, task.num_users, batch_size):  # a loop over user batches
@@ -518,6 +519,6 @@ def target_ranks(
             scores = model.score_all(task.users[start:stop].to(device), inputs)
             check_scores(scores, task.users[start:stop], where="target_ranks")
             scores = mask_rows(scores, task.history_indptr, history, start, stop)
-            rows, cols = _csr_rows(task.target_indptr, task.target_indices.to(device), start, stop)
+            rows, cols = _csr_rows(task.target_indptr, targets, start, stop)
             chunks.append(pessimistic_rank(scores, rows, cols).cpu())
     return torch.cat(chunks) if chunks else torch.zeros(0, dtype=torch.int64)
