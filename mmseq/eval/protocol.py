@@ -33,6 +33,7 @@ from torch import Tensor
 from mmseq.data.split import Split, check_stage
 from mmseq.errors import DataError
 from mmseq.eval.metrics import check_scores, per_user_metrics, pessimistic_rank
+from mmseq.nn.scores import ScoreWorkspace, score_workspace
 
 logger = logging.getLogger(__name__)
 
@@ -361,16 +362,17 @@ def _mask_history(scores: Tensor, rows: Tensor, cols: Tensor) -> tuple[Tensor, T
 
 
 @contextlib.contextmanager
-def _scoring(model: RankingModel, inputs: Any) -> Iterator[None]:
+def _scoring(model: RankingModel, inputs: Any) -> Iterator[ScoreWorkspace]:
     """Eval mode and ``torch.no_grad()`` between ``begin_eval(inputs)`` and ``end_eval()``;
-    the model's previous train/eval mode comes back afterwards, also on errors."""
+    the model's previous train/eval mode comes back afterwards, also on errors. Yields the
+    score workspace (:mod:`mmseq.nn.scores`): the loop releases it after each batch."""
     was_training = model.training
     model.train(False)
     try:
-        with torch.no_grad():
+        with torch.no_grad(), score_workspace() as workspace:
             model.begin_eval(inputs)
             try:
-                yield
+                yield workspace
             finally:
                 model.end_eval()
     finally:
@@ -409,7 +411,7 @@ def evaluate_per_user(
     cap = None if "mrr" in task.metrics else max(task.ks)
     where = f"scores of {type(model).__name__} ({task.protocol}/{task.stage})"
     chunks = []
-    with _scoring(model, inputs):
+    with _scoring(model, inputs) as workspace:
         for start in range(0, task.num_users, batch_size):  # a loop over user batches
             stop = min(start + batch_size, task.num_users)
             batch_users = users[start:stop]
@@ -453,6 +455,7 @@ def evaluate_per_user(
                     check_scores(scores, batch_users, where=where)  # raises if NaN
             counts = num_targets[start:stop].to(device)
             chunks.append(per_user_metrics(task.metrics, ranks, segment, counts).cpu())
+            workspace.release()  # this batch's scores are no longer read
     values = torch.cat(chunks) if chunks else torch.zeros(0, len(task.metrics), dtype=torch.float64)
     if order is not None:
         values = torch.empty_like(values).index_copy_(0, order, values)  # back to task order
@@ -513,7 +516,7 @@ def target_ranks(
     history = task.history_indices.to(device)
     targets = task.target_indices.to(device)  # moved once, not per batch
     chunks = []
-    with _scoring(model, inputs):
+    with _scoring(model, inputs) as workspace:
         for start in range(0, task.num_users, batch_size):  # a loop over user batches
             stop = min(start + batch_size, task.num_users)
             scores = model.score_all(task.users[start:stop].to(device), inputs)
@@ -521,4 +524,5 @@ def target_ranks(
             scores = mask_rows(scores, task.history_indptr, history, start, stop)
             rows, cols = _csr_rows(task.target_indptr, targets, start, stop)
             chunks.append(pessimistic_rank(scores, rows, cols).cpu())
+            workspace.release()  # this batch's scores are no longer read
     return torch.cat(chunks) if chunks else torch.zeros(0, dtype=torch.int64)

@@ -17,6 +17,7 @@ from torch import Tensor, nn
 
 # ModelInputs is plain data built by mmseq.data; re-exported here for model code.
 from mmseq.data.inputs import ModelInputs
+from mmseq.nn.scores import item_scores
 
 __all__ = ["EmbeddingRecommender", "LossOutput", "ModelInputs", "Recommender"]
 
@@ -101,5 +102,5 @@ class EmbeddingRecommender(Recommender):
 
     def score_all(self, users: Tensor, inputs: ModelInputs) -> Tensor:
         user_emb, item_emb = self._eval or self.final_embeddings(inputs)
-        return user_emb[users] @ item_emb.T  # (B, num_items)
+        return item_scores(user_emb[users], item_emb)  # (B, num_items)
 

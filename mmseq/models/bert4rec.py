@@ -25,6 +25,7 @@ from mmseq.models.item_loss import (
 )
 from mmseq.models.registry import MODELS
 from mmseq.nn.padding import KEY_ALIGN, last_states_by_length, masked_states_by_length
+from mmseq.nn.scores import item_scores
 from mmseq.nn.transformer import TransformerEncoder
 
 
@@ -101,7 +102,7 @@ class BERT4Rec(Recommender):
         """Prediction head with tied item embeddings: (M, d) -> (M, num_items)."""
         items = self.token_embedding.weight[1 : self.num_items + 1]  # (num_items, d)
         if h.dim() == 2:  # scoring: the bias added inside the product's pass (same values)
-            return torch.addmm(self.item_bias, F.gelu(self.head(h)), items.T)
+            return item_scores(F.gelu(self.head(h)), items, self.item_bias)
         return F.gelu(self.head(h)) @ items.T + self.item_bias
 
     @draws_negatives()

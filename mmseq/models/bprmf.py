@@ -15,6 +15,7 @@ from mmseq.data.sampling import PositivePairsCache, bpr_batches
 from mmseq.losses import bpr_loss, l2_regularization
 from mmseq.models.base import LossOutput, ModelInputs, Recommender
 from mmseq.models.registry import MODELS
+from mmseq.nn.scores import item_scores
 
 
 @dataclass(frozen=True)
@@ -63,4 +64,4 @@ class BPRMF(Recommender):
         return LossOutput(bpr + reg, {"bpr": bpr.detach(), "l2": reg.detach()})
 
     def score_all(self, users: Tensor, inputs: ModelInputs) -> Tensor:
-        return self.user_embedding(users) @ self.item_embedding.weight.T  # (B, num_items)
+        return item_scores(self.user_embedding(users), self.item_embedding.weight)  # (B, num_items)

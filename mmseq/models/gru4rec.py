@@ -17,6 +17,7 @@ from mmseq.losses import cross_entropy_over_items
 from mmseq.models.base import LossOutput, ModelInputs, Recommender
 from mmseq.models.registry import MODELS
 from mmseq.nn.padding import last_states_by_length, masked_states_by_length
+from mmseq.nn.scores import item_scores
 
 
 @dataclass(frozen=True)
@@ -105,4 +106,4 @@ class GRU4Rec(Recommender):
     def score_all(self, users: Tensor, inputs: ModelInputs) -> Tensor:
         # Per length bucket: no GRU steps over padding (a GRU's cost is linear in the width).
         last = last_states_by_length(self._last_state, inputs.seq_items[users])  # (B, d)
-        return last @ self.item_embedding.weight[1:].T  # (B, num_items)
+        return item_scores(last, self.item_embedding.weight[1:])  # (B, num_items)

@@ -42,6 +42,7 @@ from mmseq.nn.padding import (
     last_states_by_length,
     masked_states_by_length,
 )
+from mmseq.nn.scores import item_scores
 from mmseq.nn.transformer import TransformerEncoder
 
 #: Block parameter of the stacked format (result_version 1: ``peers.layers.<l>.<name>``, shape
@@ -261,7 +262,7 @@ class PeerRec(Recommender):
         """Shared head with the tied item embedding: (..., d) -> (..., num_items)."""
         items = self.token_embedding.weight[1 : self.num_items + 1]  # (num_items, d)
         if h.dim() == 2:  # scoring: the bias added inside the product's pass (same values)
-            return torch.addmm(self.item_bias, F.gelu(self.head(h)), items.T)
+            return item_scores(F.gelu(self.head(h)), items, self.item_bias)
         return F.gelu(self.head(h)) @ items.T + self.item_bias
 
     def training_rows(self, inputs: ModelInputs) -> tuple[Tensor, Tensor]:

@@ -41,6 +41,7 @@ from mmseq.nn.padding import (
     last_states_by_length,
     masked_and_last_states_by_length,
 )
+from mmseq.nn.scores import item_scores
 from mmseq.nn.transformer import TransformerEncoder
 
 
@@ -204,4 +205,4 @@ class S4Rec(Recommender):
         seq = inputs.seq_items[users, -self.config.max_len :]  # (B, T)
         h = last_states_by_length(self.encode, seq, multiple=KEY_ALIGN,
                                   encode_last=self.encode_last)  # (B, d)
-        return h @ self.item_embedding.weight[1 : self.num_items + 1].T  # (B, num_items)
+        return item_scores(h, self.item_embedding.weight[1 : self.num_items + 1])  # (B, num_items)

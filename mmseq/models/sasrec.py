@@ -26,6 +26,7 @@ from mmseq.models.item_loss import (
 )
 from mmseq.models.registry import MODELS
 from mmseq.nn.padding import KEY_ALIGN, last_states_by_length, masked_states_by_length
+from mmseq.nn.scores import item_scores
 from mmseq.nn.transformer import TransformerEncoder
 
 
@@ -115,4 +116,4 @@ class SASRec(Recommender):
         seq = inputs.seq_items[users, -self.config.max_len :]  # (B, T)
         h = last_states_by_length(self.encode, seq, multiple=KEY_ALIGN,
                                   encode_last=self.encode_last)  # (B, d)
-        return h @ self.item_embedding.weight[1:].T  # (B, num_items)
+        return item_scores(h, self.item_embedding.weight[1:])  # (B, num_items)

@@ -36,6 +36,7 @@ from mmseq.models.registry import MODELS
 from mmseq.models.sdmtmp import SDMTMP, SDMTMPConfig, score_loss, shared_negatives
 from mmseq.nn.gated_fusion import AdaptiveGatedFusion
 from mmseq.nn.padding import trim_left_padding
+from mmseq.nn.scores import item_scores
 
 log = logging.getLogger(__name__)
 
@@ -219,11 +220,11 @@ class SDMTMPPeer(EmbeddingRecommender):
     def score_all(self, users: Tensor, inputs: ModelInputs) -> Tensor:
         if self._eval is not None:
             user_emb, item_emb = self._eval
-            return user_emb[users] @ item_emb.T  # (B, num_items)
+            return item_scores(user_emb[users], item_emb)  # (B, num_items)
         base, items = self.sdmtmp.final_embeddings(inputs)
         sequence = self.sequence_states(users, inputs, self.config.peer.inference_peer)
         fused, _ = self.fuse(base[users], sequence)  # (1, B, d)
-        return fused[0] @ items.T  # (B, num_items)
+        return item_scores(fused[0], items)  # (B, num_items)
 
 
 __all__ = [

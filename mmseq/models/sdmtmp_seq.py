@@ -55,6 +55,7 @@ from mmseq.models.sdmtmp import (
 )
 from mmseq.nn.gated_fusion import AdaptiveGatedFusion
 from mmseq.nn.rating_time_attention import interaction_ages, short_term_mask
+from mmseq.nn.scores import item_scores
 
 #: The graph part carrying the item text features (built by ``graphs/item_text_embedding.py``).
 ITEM_TEXT = "item_text_embedding"
@@ -360,7 +361,8 @@ class SDMTMPSeq(Recommender):
 
     def score_all(self, users: Tensor, inputs: ModelInputs) -> Tensor:
         tables = self._eval if self._eval is not None else self.represent(inputs)
-        return self.user_states(users, inputs, tables) @ tables.items[1:].T  # (B, num_items)
+        states = self.user_states(users, inputs, tables)  # (B, d)
+        return item_scores(states, tables.items[1:])  # (B, num_items)
 
 
 __all__ = ["ITEM_TEXT", "TEXT_FEATURE", "SDMTMPSeq", "SDMTMPSeqConfig"]

@@ -204,3 +204,41 @@ def test_infinite_scores_without_nan_are_ranked() -> None:
             float("-inf"))
     ranks = reference_rank(masked, torch.arange(task.num_users), task.target_indices)
     assert torch.equal(got["mrr"], 1.0 / (ranks.double() + 1.0))
+
+
+def test_evaluation_reuses_one_score_buffer_with_the_same_metrics(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import contextlib
+
+    import mmseq.eval.protocol as protocol
+
+    table = ragged_table(40, 80, (3, 30), seed=3)
+    split = split_interactions(table, "loo-full")
+    inputs = build_model_inputs(split.history("test"), max_len=50)
+    task = make_eval_task(split, "test")
+    torch.manual_seed(0)
+    model = SEQUENCE_MODELS["bert4rec"](80)
+    pointers: list[int] = []
+    score_all = model.score_all
+
+    def spy(users: Tensor, inputs_: object) -> Tensor:
+        scores = score_all(users, inputs_)
+        pointers.append(scores.data_ptr())
+        return scores
+
+    monkeypatch.setattr(model, "score_all", spy)
+    reused = evaluate_per_user(model, inputs, task, batch_size=16)
+    assert len(pointers) == 3 and len(set(pointers)) == 1  # one buffer for every batch
+
+    class NoWorkspace:
+        def release(self) -> None:
+            pass
+
+    monkeypatch.setattr(protocol, "score_workspace",
+                        lambda: contextlib.nullcontext(NoWorkspace()))
+    pointers.clear()
+    fresh = evaluate_per_user(model, inputs, task, batch_size=16)
+    assert len(set(pointers)) > 1  # without it, batches do get storage of their own
+    for metric in task.metrics:
+        assert torch.equal(reused[metric], fresh[metric]), metric
