@@ -11,7 +11,8 @@ seed) is looked up in the results store (docs/store/, mmseq/results_store.py: ke
 config identity and the code hash); only what is missing is trained, through the same code path as
 ``mmseq train`` (``run_experiment``, run directory under ``runs/results/``; ``--rows`` and
 ``--train-seeds`` narrow what may be trained), and its result is
-stored at once. So a table fills over several sessions and machines, and ``--no-train`` rebuilds
+stored at once (each run is announced, then prints one line per epoch: long runs show where they
+are). So a table fills over several sessions and machines, and ``--no-train`` rebuilds
 the markdown from the store alone. A stored result of another config or code is never used.
 Cells are mean ± std per metric, with the budget each number had. Test metrics of the epoch
 chosen on VALIDATION are reported: nothing here is tuned on test.
@@ -24,6 +25,7 @@ import json
 import platform
 import statistics
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +38,7 @@ from mmseq.data.schema import settings_hash
 from mmseq.eval.report import load_results, provenance
 from mmseq.report.results_chart import ChartRow, chart_path, write_results_chart
 from mmseq.results_store import StoreKey
+from mmseq.train.callbacks import EpochLine
 from mmseq.train.experiment import run_experiment
 
 REPO = Path(__file__).resolve().parents[1]
@@ -154,8 +157,11 @@ def run_table(
                 res = _imported(run_dir, cfg, store)
             if res is None and train and (not train_seeds or seed in train_seeds):
                 _ensure_graphs(spec.config, overrides, cfg)
+                print(f"[{name}] {row.label} seed {seed}: training in {run_dir}", flush=True)
                 start = time.perf_counter()
-                out = run_experiment(cfg, run_dir=run_dir, resume=False)
+                # One line per epoch (bars off: several runs share one terminal or log).
+                lines = EpochLine(cfg.train.epochs, stream=sys.stdout)
+                out = run_experiment(cfg, run_dir=run_dir, resume=False, callbacks=[lines])
                 out["wall_s"] = time.perf_counter() - start
                 res = results_store.entry_from_results(cfg, out, provenance=provenance())
                 results_store.save(store, cfg, res)

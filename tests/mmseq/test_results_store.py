@@ -134,12 +134,16 @@ def _table(mr, tmp_path: Path):
 
 
 def test_make_results_trains_only_what_is_missing_and_skips_stale(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     mr = _make_results()
     spec, root, runs = _table(mr, tmp_path), tmp_path / "store", tmp_path / "runs"
     first = mr.run_table("tiny", spec, [0], None, runs, store=root)
     assert len(first["rows"][0]["runs"]) == 2 and len(list(root.glob("pop/*.json"))) == 2
+    out = capsys.readouterr().out  # each run announced, then one line per epoch
+    assert out.count("[tiny] POP seed 1: training in") == 1
+    # POP has no training epochs: its one line is the validation of epoch 0
+    assert out.count("epoch 0/1 | loss - | valid hr@5=") == 2
 
     def no_training(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
         raise AssertionError("a stored run was trained again")
