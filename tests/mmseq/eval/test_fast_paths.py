@@ -124,17 +124,20 @@ SEQUENCE_MODELS = {
 }
 
 
+def _ragged_case(name: str, lengths: tuple[int, int], seed: int):
+    """loo-full test task of 40 users x 80 items with ragged histories, and model ``name``."""
+    split = split_interactions(ragged_table(40, 80, lengths, seed=seed), "loo-full")
+    inputs = build_model_inputs(split.history("test"), max_len=50)
+    torch.manual_seed(0)
+    return inputs, make_eval_task(split, "test"), SEQUENCE_MODELS[name](80)
+
+
 @pytest.mark.parametrize("name", sorted(SEQUENCE_MODELS))
 def test_length_ordered_trimmed_evaluation_is_bit_identical(
     name: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # users with 3..60 items: short rows, rows at the width and rows cut by max_len
-    table = ragged_table(40, 80, (3, 61), seed=7)
-    split = split_interactions(table, "loo-full")
-    inputs = build_model_inputs(split.history("test"), max_len=50)
-    task = make_eval_task(split, "test")
-    torch.manual_seed(0)
-    model = SEQUENCE_MODELS[name](80)
+    inputs, task, model = _ragged_case(name, (3, 61), seed=7)
     fast = evaluate_per_user(model, inputs, task, batch_size=16)
 
     module = __import__(type(model).__module__, fromlist=["x"])
@@ -213,12 +216,7 @@ def test_evaluation_reuses_one_score_buffer_with_the_same_metrics(
 
     import mmseq.eval.protocol as protocol
 
-    table = ragged_table(40, 80, (3, 30), seed=3)
-    split = split_interactions(table, "loo-full")
-    inputs = build_model_inputs(split.history("test"), max_len=50)
-    task = make_eval_task(split, "test")
-    torch.manual_seed(0)
-    model = SEQUENCE_MODELS["bert4rec"](80)
+    inputs, task, model = _ragged_case("bert4rec", (3, 30), seed=3)
     pointers: list[int] = []
     score_all = model.score_all
 
