@@ -19,6 +19,7 @@ NON_RESULT_FIELDS: tuple[tuple[str, ...], ...] = (
     ("data_root",),
     ("train", "progress"),
     ("train", "tensorboard"),
+    ("train", "reuse_memory"),  # where freed memory goes, not what is computed
 )
 
 

@@ -286,6 +286,7 @@ def run_mmseq(job: dict) -> dict:
     from mmseq.eval.protocol import evaluate, make_eval_task
     from mmseq.seed import seed_everything
     from mmseq.train.experiment import build_model, make_inputs, prepare_data
+    from mmseq.train.host_memory import reuse_freed_memory
     from mmseq.train.loop import fit
 
     cfg = load_experiment(REPO / DATASETS[job["dataset"]], job["overrides"])
@@ -294,6 +295,8 @@ def run_mmseq(job: dict) -> dict:
         apply_overrides(to_dict(cfg), [f"model.params={json.dumps(job['params'])}"]),
         where="bench",
     )
+    if cfg.train.reuse_memory:  # as run_experiment does
+        reuse_freed_memory()
     seed_everything(cfg.seed)
     prepared = prepare_data(cfg)
     model = build_model(cfg, prepared.data.num_users, prepared.data.num_items)

@@ -28,6 +28,7 @@ from mmseq.data.prepare import make_inputs, prepare_data
 from mmseq.eval.protocol import evaluate, make_eval_task
 from mmseq.models.build import build_model
 from mmseq.seed import make_generator, seed_everything
+from mmseq.train.host_memory import reuse_freed_memory
 from mmseq.train.optim import build_optimizer
 
 REPO = Path(__file__).resolve().parents[1]
@@ -37,6 +38,8 @@ sys.path.insert(0, str(REPO / "scripts"))
 def epoch_cost(config: str, overrides: list[str], batches: int) -> dict[str, float]:
     """Seconds per training batch and per validation round of one config (CPU, this process)."""
     cfg = load_experiment(REPO / config, [*overrides, "train.progress=false"])
+    if cfg.train.reuse_memory:  # as run_experiment does
+        reuse_freed_memory()
     seed_everything(cfg.seed)
     prepared = prepare_data(cfg)
     model = build_model(cfg, prepared.data.num_users, prepared.data.num_items)

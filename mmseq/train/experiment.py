@@ -42,6 +42,7 @@ from mmseq.runs import load_trained_run
 from mmseq.seed import seed_everything
 from mmseq.train import distributed
 from mmseq.train.callbacks import Callback
+from mmseq.train.host_memory import reuse_freed_memory
 from mmseq.train.loop import fit
 from mmseq.train.run_dir import claim_run_dir, read_claim
 
@@ -134,6 +135,8 @@ def run_experiment(
     check_before_work(cfg, run_dir)
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
+    if cfg.train.reuse_memory:
+        reuse_freed_memory()  # no page faults on every large tensor (results unchanged)
     world = distributed.init_from_env(cfg.train.device)  # > 1 under torchrun (DDP)
     seed_everything(cfg.seed)
     prepared = prepare_data(cfg)

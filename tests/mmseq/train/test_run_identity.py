@@ -42,6 +42,7 @@ TRAIN_CHANGES = {
     "progress": True,
     "tensorboard": True,
     "threads": 1,
+    "reuse_memory": False,
 }
 #: Fields whose other values need a GPU: a CPU run with them is refused before any work.
 CUDA_ONLY_CHANGES = {"precision": "bf16"}
