@@ -64,7 +64,12 @@ class Recommender(nn.Module, ABC):
 
     @abstractmethod
     def score_all(self, users: Tensor, inputs: ModelInputs) -> Tensor:
-        """Scores of every item for ``users`` (B,) -> (B, num_items); higher is better."""
+        """Scores of every item for ``users`` (B,) -> (B, num_items); higher is better.
+
+        Build the final product with :func:`mmseq.nn.scores.item_scores`: during evaluation it
+        writes into one buffer reused batch after batch (no page faults), so the evaluator, not
+        the model, owns a batch's scores; a model must not keep them past its call.
+        """
 
     def score_candidates(self, users: Tensor, items: Tensor, inputs: ModelInputs) -> Tensor:
         """Scores of ``items`` (B, C) for ``users`` (B,) -> (B, C). Override when cheaper."""
