@@ -159,6 +159,7 @@ def test_make_results_trains_only_what_is_missing_and_skips_stale(
     assert stale["rows"][0]["runs"] == []
     text = mr.to_markdown([stale], [0, 1], 0.0, "x.md")
     assert "POP (0/2 seeds)" in text
+    assert "validations; 1 torch thread per run; seeds" in text  # the runs' threads, stated
 
 
 def test_reuse_imports_only_run_directories_of_the_same_config(tmp_path: Path) -> None:
