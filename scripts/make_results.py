@@ -12,17 +12,23 @@ config identity and the code hash); only what is missing is trained, through the
 ``mmseq train`` (``run_experiment``, run directory under ``runs/results/``; ``--rows`` and
 ``--train-seeds`` narrow what may be trained), and its result is
 stored at once (each run is announced, then prints one line per epoch: long runs show where they
-are). So a table fills over several sessions and machines, and ``--no-train`` rebuilds
-the markdown from the store alone. A stored result of another config or code is never used.
-Cells are mean ± std per metric, with the budget each number had. Test metrics of the epoch
-chosen on VALIDATION are reported: nothing here is tuned on test.
+are). A run checkpoints every epoch in its run directory (named by config identity and code hash):
+cut off (a session's end), it resumes there when the same command runs again, with the same
+result; its stored ``wall_s`` counts every part and its provenance says where it resumed
+(``--fresh`` starts it over). So a table fills over several sessions and machines, even with
+runs longer than a session, and ``--no-train`` rebuilds the markdown from the store alone. A
+stored result of another config or code is never used. Cells are mean ± std per metric, with the
+budget each number had. Test metrics of the epoch chosen on VALIDATION are reported: nothing here
+is tuned on test.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -38,8 +44,9 @@ from mmseq.data.schema import settings_hash
 from mmseq.eval.report import load_results, provenance
 from mmseq.report.results_chart import ChartRow, chart_path, write_results_chart
 from mmseq.results_store import StoreKey
-from mmseq.train.callbacks import EpochLine
+from mmseq.train.callbacks import Callback, EpochLine
 from mmseq.train.experiment import run_experiment
+from mmseq.train.run_dir import CHECKPOINT_DIR
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -100,6 +107,56 @@ def _git_sha() -> str:
         return "unknown"
 
 
+def _dir_key(cfg: ExperimentConfig) -> str:
+    """A run directory's key: the config identity and the code hash (8 hex chars each), so that
+    a checkpoint is only ever resumed by the same config under the same result versions."""
+    key = StoreKey.of(cfg)
+    return f"{key.identity[:8]}-{key.code[:8]}"
+
+
+class RunParts(Callback):
+    """Records each process that trained a run: ``<run_dir>/parts.json`` holds one
+    ``{"from_epoch", "git_sha", "started_utc"}`` per part (a fresh start resets the list)."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.path = run_dir / "parts.json"
+        self.start_epoch = 1
+        self.parts: list[dict] = []
+
+    def on_fit_start(self, model: torch.nn.Module, start_epoch: int) -> None:
+        self.start_epoch = start_epoch
+        resumed = start_epoch > 1 and self.path.is_file()
+        earlier = json.loads(self.path.read_text()) if resumed else []
+        now = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+        part = {"from_epoch": start_epoch, "git_sha": _git_sha(), "started_utc": now}
+        self.parts = [*earlier, part]
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.write_text(json.dumps(self.parts, indent=1))
+        if start_epoch > 1:
+            print(f"resuming from the checkpoint of epoch {start_epoch - 1}", flush=True)
+
+
+def train_resumable(
+    cfg: ExperimentConfig, run_dir: Path, *, fresh: bool = False
+) -> tuple[dict, list[dict]]:
+    """Train ``cfg`` in ``run_dir`` with a checkpoint after every epoch, so that a run cut off
+    (a session's end, a crash) continues there when the same command runs again (bit-for-bit,
+    :func:`mmseq.train.loop.fit`); ``fresh`` starts it over.
+
+    Returns ``run_experiment``'s results, with ``wall_s`` = this process's seconds plus the
+    recorded seconds of the epochs trained before it, and the parts (:class:`RunParts`).
+    """
+    start = time.perf_counter()
+    # One line per epoch (bars off: several runs share one terminal or log).
+    lines, parts = EpochLine(cfg.train.epochs, stream=sys.stdout), RunParts(run_dir)
+    out = run_experiment(cfg, run_dir=run_dir, resume=not fresh, callbacks=[lines, parts])
+    earlier = sum(
+        h.get("seconds", 0.0) for h in out["history"] if h.get("epoch", 0) < parts.start_epoch
+    )
+    out["wall_s"] = time.perf_counter() - start + earlier
+    return out, parts.parts
+
+
 def _imported(run_dir: Path, cfg: ExperimentConfig, store: Path) -> dict | None:
     """A finished run directory's result, put into the store, when its recorded config is this
     row's (same config identity); else None. Its code is taken to be today's (``--reuse``)."""
@@ -132,9 +189,11 @@ def run_table(
     store: Path = STORE_DIR,
     train: bool = True,
     train_seeds: tuple[int, ...] = (),
+    fresh: bool = False,
 ) -> dict:
     """Every (row, seed) of a table from the store; what is missing is trained (unless
-    ``train`` is False) and stored. Returns the table for :func:`to_markdown`."""
+    ``train`` is False) and stored. An interrupted run resumes from its last epoch's checkpoint
+    in its run directory (``fresh``: start it over). Returns the table for :func:`to_markdown`."""
     seeds = list(spec.seeds) or seeds
     caps = [c for c in (max_epochs, spec.max_epochs or None) if c]
     cap = min(caps) if caps else None
@@ -149,22 +208,26 @@ def run_table(
             if cap is not None:
                 overrides.append(f"train.epochs={cap}")
             cfg = load_experiment(REPO / spec.config, overrides)
-            key = settings_hash(spec.config, overrides)[:8]
             safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in row.label)
-            run_dir = out_root / name / f"{safe}-seed{seed}-{key}"
+            run_dir = out_root / name / f"{safe}-seed{seed}-{_dir_key(cfg)}"
             res = results_store.lookup(store, cfg)
             if res is None and reuse:
-                res = _imported(run_dir, cfg, store)
+                # Run directories named before the code hash was part of the name.
+                legacy = f"{safe}-seed{seed}-{settings_hash(spec.config, overrides)[:8]}"
+                legacy_dir = out_root / name / legacy
+                res = _imported(run_dir, cfg, store) or _imported(legacy_dir, cfg, store)
             if res is None and train and (not train_seeds or seed in train_seeds):
                 _ensure_graphs(spec.config, overrides, cfg)
                 print(f"[{name}] {row.label} seed {seed}: training in {run_dir}", flush=True)
-                start = time.perf_counter()
-                # One line per epoch (bars off: several runs share one terminal or log).
-                lines = EpochLine(cfg.train.epochs, stream=sys.stdout)
-                out = run_experiment(cfg, run_dir=run_dir, resume=False, callbacks=[lines])
-                out["wall_s"] = time.perf_counter() - start
-                res = results_store.entry_from_results(cfg, out, provenance=provenance())
+                out, parts = train_resumable(cfg, run_dir, fresh=fresh)
+                resumed = [p["from_epoch"] for p in parts[1:]]
+                extra = {"resumed_at_epochs": resumed, "parts": parts} if resumed else {}
+                res = results_store.entry_from_results(
+                    cfg, out, provenance={**provenance(), **extra}
+                )
                 results_store.save(store, cfg, res)
+                # Stored: the run's checkpoint (optimizer state and all) is not needed any more.
+                shutil.rmtree(run_dir / CHECKPOINT_DIR, ignore_errors=True)
             if res is None:
                 print(f"[{name}] {row.label} seed {seed}: not in the store", flush=True)
                 continue
@@ -365,6 +428,11 @@ def main(argv: list[str] | None = None) -> int:
         default=[],
         help="train missing cells of these seeds only (the others come from the store)",
     )
+    parser.add_argument(
+        "--fresh",
+        action="store_true",
+        help="start interrupted runs over (default: each resumes from its last checkpoint)",
+    )
     args = parser.parse_args(argv)
     names = args.only or list(tables_spec)
     tables = [
@@ -379,6 +447,7 @@ def main(argv: list[str] | None = None) -> int:
             Path(args.store),
             not args.no_train,
             tuple(args.train_seeds),
+            args.fresh,
         )
         for n in names
     ]

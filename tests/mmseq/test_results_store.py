@@ -177,6 +177,79 @@ def test_reuse_imports_only_run_directories_of_the_same_config(tmp_path: Path) -
     assert [r["seed"] for r in table["rows"][0]["runs"]] == [1]
 
 
+class _SessionEnd(Exception):
+    """Stands for a session's end cutting a long run off."""
+
+
+def _cut_off_after(mr, monkeypatch: pytest.MonkeyPatch, epoch: int) -> None:
+    """Make make_results' next training stop (an exception) right after ``epoch``."""
+    real = mr.run_experiment
+
+    class CutOff(mr.Callback):
+        def on_epoch_end(self, e: int, logs: dict) -> None:
+            if e == epoch:
+                raise _SessionEnd
+
+    def cut(*args, callbacks=(), **kwargs):  # noqa: ANN002, ANN003, ANN202
+        monkeypatch.setattr(mr, "run_experiment", real)  # only this one run is cut off
+        return real(*args, callbacks=[*callbacks, CutOff()], **kwargs)
+
+    monkeypatch.setattr(mr, "run_experiment", cut)
+
+
+def test_an_interrupted_run_resumes_where_it_stopped_with_the_same_result(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    mr = _make_results()
+    (tmp_path / "tiny.yaml").write_text(TINY)
+    spec = from_dict(
+        mr.TableSpec,
+        {
+            "caption": "tiny",
+            "config": str(tmp_path / "tiny.yaml"),
+            "columns": ["ndcg@10"],
+            "seeds": [0],
+            "set": ["train.epochs=4", "train.eval_every=1", "train.patience=10"],
+            "rows": [{"label": "SASRec", "set": ["model.name=sasrec", "model.params={}"]}],
+        },
+        where="test",
+    )
+    whole = mr.run_table("tiny", spec, [0], None, tmp_path / "a", store=tmp_path / "sa")
+    whole = whole["rows"][0]["runs"][0]
+
+    _cut_off_after(mr, monkeypatch, 2)
+    with pytest.raises(_SessionEnd):
+        mr.run_table("tiny", spec, [0], None, tmp_path / "b", store=tmp_path / "sb")
+    (run_dir,) = (tmp_path / "b" / "tiny").iterdir()
+    assert (run_dir / "checkpoints" / "last.pt").is_file()
+    assert not list((tmp_path / "sb").glob("*/*.json"))  # nothing stored for a cut-off run
+    capsys.readouterr()
+
+    resumed = mr.run_table("tiny", spec, [0], None, tmp_path / "b", store=tmp_path / "sb")
+    resumed = resumed["rows"][0]["runs"][0]
+    assert "resuming from the checkpoint of epoch 2" in capsys.readouterr().out
+    assert resumed["test"] == whole["test"] and resumed["best_epoch"] == whole["best_epoch"]
+    assert [h["loss"] for h in resumed["history"]] == [h["loss"] for h in whole["history"]]
+    assert resumed["provenance"]["resumed_at_epochs"] == [3]
+    assert [p["from_epoch"] for p in resumed["provenance"]["parts"]] == [1, 3]
+    assert "resumed_at_epochs" not in whole["provenance"]
+    # The time of the epochs trained before the cut-off is counted.
+    assert resumed["wall_s"] >= sum(h["seconds"] for h in resumed["history"])
+    assert not (run_dir / "checkpoints").exists()  # stored: the checkpoint is gone
+
+    # --fresh: a cut-off run starts over instead.
+    _cut_off_after(mr, monkeypatch, 1)
+    with pytest.raises(_SessionEnd):
+        mr.run_table("tiny", spec, [0], None, tmp_path / "c", store=tmp_path / "sc")
+    capsys.readouterr()
+    again = mr.run_table(
+        "tiny", spec, [0], None, tmp_path / "c", store=tmp_path / "sc", fresh=True
+    )
+    assert "resuming" not in capsys.readouterr().out
+    again = again["rows"][0]["runs"][0]
+    assert again["test"] == whole["test"] and "resumed_at_epochs" not in again["provenance"]
+
+
 def test_validation_curves_average_the_seeds_by_epoch() -> None:
     mr = _make_results()
     runs = [
