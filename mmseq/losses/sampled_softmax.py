@@ -15,6 +15,10 @@ for the full normaliser and the loss and its gradient converge to full cross-ent
 against full CE on a tiny case. "Accidental hits" (a negative equal to the position's target) are
 masked, which is what makes the sum over negatives estimate the sum over j != t. Without the
 correction (``log_nq=None``) the loss is plain softmax over [positive, negatives].
+
+Negatives are either shared by the batch, ``(N,)``, or drawn for each position, ``(M, N)`` (as
+RecTools' SASRec, the eSASRec line, draws them: every position sees its own N items, so a batch
+touches M x N items instead of N); every function here takes either.
 """
 
 from __future__ import annotations
@@ -78,7 +82,7 @@ def candidate_logits(
     negatives: Tensor,
     item_bias: Tensor | None = None,
 ) -> tuple[Tensor, Tensor]:
-    """Dot-product scores of each position's target and of the shared negatives.
+    """Dot-product scores of each position's target and of the negatives.
 
     ``s(m, j) = queries[m] . item_weight[j] (+ item_bias[j])``, the same score the full softmax
     uses, computed for 1 + N items per position instead of C. Leading dimensions (networks,
@@ -86,13 +90,19 @@ def candidate_logits(
 
     Shapes:
         queries: (..., M, d); item_weight: (C, d) or (..., C, d); targets: (M,) in [0, C);
-        negatives: (N,); item_bias: (C,) or (..., C). Returns ``pos (..., M)``, ``neg (..., M, N)``.
+        negatives: (N,) shared by the batch or (M, N) per position; item_bias: (C,) or (..., C).
+        Returns ``pos (..., M)``, ``neg (..., M, N)``.
     """
     pos = (queries * item_weight[..., targets, :]).sum(-1)  # (..., M)
-    neg = queries @ item_weight[..., negatives, :].transpose(-1, -2)  # (..., M, N)
+    if negatives.dim() == 1:
+        neg = queries @ item_weight[..., negatives, :].transpose(-1, -2)  # (..., M, N)
+    else:  # per position: (..., M, 1, d) @ (..., M, d, N)
+        rows = item_weight[..., negatives, :]  # (..., M, N, d)
+        neg = (queries.unsqueeze(-2) @ rows.transpose(-1, -2)).squeeze(-2)
     if item_bias is not None:
         pos = pos + item_bias[..., targets]
-        neg = neg + item_bias[..., negatives].unsqueeze(-2)
+        bias = item_bias[..., negatives]  # (..., N) or (..., M, N)
+        neg = neg + (bias.unsqueeze(-2) if negatives.dim() == 1 else bias)
     return pos, neg
 
 
@@ -110,24 +120,30 @@ def sampled_softmax_logits(
 
     Args:
         pos_logits: the target's score per position.
-        neg_logits: the shared negatives' scores per position.
+        neg_logits: the negatives' scores per position.
         targets: the target item per position (to find accidental hits).
-        negatives: the sampled item indices.
+        negatives: the sampled item indices, shared by the batch or per position.
         log_nq: ``log(N q)`` of each negative; ``None`` = no correction (default: None).
 
     Shapes:
-        pos_logits: (..., M); neg_logits: (..., M, N); targets: (M,); negatives, log_nq: (N,).
-        Returns (..., M, 1 + N).
+        pos_logits: (..., M); neg_logits: (..., M, N); targets: (M,); negatives and log_nq:
+        (N,) or (M, N) (log_nq may also be a scalar). Returns (..., M, 1 + N).
     """
-    if neg_logits.shape[:-1] != pos_logits.shape or neg_logits.shape[-1] != negatives.numel():
+    per_position = negatives.dim() == 2
+    fits = (
+        neg_logits.shape[:-1] == pos_logits.shape
+        and neg_logits.shape[-1] == negatives.shape[-1]
+        and (not per_position or negatives.shape[0] == pos_logits.shape[-1])
+    )
+    if not fits:
         raise ValueError(
-            f"Expected 'neg_logits' (..., M, N) to match 'pos_logits' (..., M) and N = "
-            f"{negatives.numel()} negatives (got {tuple(neg_logits.shape)} and "
-            f"{tuple(pos_logits.shape)})"
+            f"Expected 'neg_logits' (..., M, N) to match 'pos_logits' (..., M) and negatives of "
+            f"shape (N,) or (M, N) (got {tuple(neg_logits.shape)}, {tuple(pos_logits.shape)} "
+            f"and {tuple(negatives.shape)})"
         )
     if log_nq is not None:
         neg_logits = neg_logits - log_nq
-    hit = targets[:, None] == negatives[None, :]  # (M, N)
+    hit = targets[:, None] == (negatives if per_position else negatives[None, :])  # (M, N)
     neg_logits = neg_logits.masked_fill(hit, MASKED_LOGIT)
     return torch.cat([pos_logits.unsqueeze(-1), neg_logits], dim=-1)
 

@@ -1,16 +1,18 @@
 """The item-softmax loss option shared by every model that scores all items with a softmax.
 
 ``loss: ce`` (full cross-entropy over all C items, the default) or ``loss: sampled``
-(:mod:`mmseq.losses.sampled_softmax`: ``num_negatives`` items drawn per batch from ``sampler``,
-logQ-corrected). A model's config inherits :class:`ItemLossConfig`; its ``training_batches`` is
-wrapped by :func:`draws_negatives` (the draw uses the trainer's generator, so the same seed gives
-the same negatives, and a ``ce`` run draws nothing: its numbers are unchanged); its loss calls
+(:mod:`mmseq.losses.sampled_softmax`: ``num_negatives`` items drawn from ``sampler``,
+logQ-corrected, shared by the batch or, with ``negatives_per: position``, drawn for each
+position). A model's config inherits :class:`ItemLossConfig`; its ``training_batches`` is wrapped
+by :func:`draws_negatives` (the draw uses the trainer's generator, so the same seed gives the same
+negatives, and a ``ce`` run draws nothing: its numbers are unchanged); its loss calls
 :func:`item_softmax_logits` for (logits, targets) that any cross-entropy-style loss can read.
 """
 
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -29,6 +31,8 @@ from mmseq.losses.sampled_softmax import (
 __all__ = [
     "LOG_NQ",
     "NEGATIVES",
+    "NEGATIVES_SEED",
+    "NEGATIVE_KEYS",
     "ItemLossConfig",
     "check_item_loss",
     "draws_negatives",
@@ -37,6 +41,11 @@ __all__ = [
 
 NEGATIVES = "negatives"  # batch key of the sampled item indices (N,)
 LOG_NQ = "negatives_log_nq"  # batch key of their log(N q) (N,), absent without correction
+#: Batch key of the seed (0-dim int64, drawn from the trainer's generator) from which the loss draws
+#: each position's negatives (``negatives_per: position``: the batch does not know its positions).
+NEGATIVES_SEED = "negatives_seed"
+#: Every batch key the sampled loss reads (what a wrapper passing a batch on must keep).
+NEGATIVE_KEYS = (NEGATIVES, LOG_NQ, NEGATIVES_SEED)
 
 
 @dataclass(frozen=True)
@@ -44,15 +53,23 @@ class ItemLossConfig:
     """Loss over items, full or sampled softmax (fields shared by the item-softmax models)."""
 
     loss: Literal["ce", "sampled"] = "ce"  # full CE over all items, or sampled softmax
-    num_negatives: int = 256  # sampled: N items drawn per batch, shared by all its positions
+    num_negatives: int = 256  # sampled: N items drawn per batch (or per position, below)
     sampler: Literal["uniform", "popularity"] = "uniform"  # sampled: proposal q over items
     logq_correction: bool = True  # sampled: subtract log(N q) from the negatives' logits
+    # sampled: one draw of N shared by every position of the batch, or N drawn for each position
+    # (RecTools' SASRec, the published SASRec+SS line: a batch of M positions sees M x N items)
+    negatives_per: Literal["batch", "position"] = "batch"
 
 
 def check_item_loss(config: ItemLossConfig, where: str) -> None:
     """One-line ConfigError for a bad loss option."""
     if config.loss == "sampled" and config.num_negatives < 1:
         raise ConfigError(f"{where}: expected 'num_negatives' >= 1 (got {config.num_negatives})")
+    if config.negatives_per == "position" and config.sampler != "uniform":
+        raise ConfigError(
+            f"{where}: 'negatives_per: position' draws uniform negatives only "
+            f"(got sampler {config.sampler!r}); use negatives_per: batch for {config.sampler!r}"
+        )
 
 
 def popularity_probs(inputs: ModelInputs) -> Tensor:
@@ -68,9 +85,15 @@ def with_negatives(
     inputs: ModelInputs,
     generator: torch.Generator,
 ) -> Iterator[dict[str, Tensor]]:
-    """Adds ``negatives`` (and ``negatives_log_nq``) to each batch when ``loss`` is sampled."""
+    """Adds ``negatives`` (and ``negatives_log_nq``) to each batch when ``loss`` is sampled, or,
+    with ``negatives_per: position``, the seed of the batch's per-position draw."""
     if config.loss != "sampled":
         yield from batches
+        return
+    if config.negatives_per == "position":
+        for batch in batches:
+            seed = torch.randint(2**62, (), generator=generator, device=generator.device)
+            yield {**batch, NEGATIVES_SEED: seed.to(inputs.device)}
         return
     probs = (
         popularity_probs(inputs).to(generator.device) if config.sampler == "popularity" else None
@@ -131,12 +154,37 @@ def item_softmax_logits(
         if item_bias is not None:
             logits = logits + item_bias.unsqueeze(-2)
         return logits, targets
-    if NEGATIVES not in batch:
-        raise ValueError(
-            "Expected the batch to carry 'negatives' for loss 'sampled'; build batches with the "
-            f"model's training_batches (got keys {sorted(batch)})"
+    if NEGATIVES_SEED in batch:
+        negatives, log_nq = position_negatives(
+            config, batch[NEGATIVES_SEED], targets.shape[0], item_weight.shape[-2]
         )
-    negatives = batch[NEGATIVES]
+    elif NEGATIVES in batch:
+        negatives, log_nq = batch[NEGATIVES], batch.get(LOG_NQ)
+    else:
+        raise ValueError(
+            "Expected the batch to carry 'negatives' (or 'negatives_seed') for loss 'sampled'; "
+            f"build batches with the model's training_batches (got keys {sorted(batch)})"
+        )
     pos, neg = candidate_logits(queries, item_weight, targets, negatives, item_bias)
-    logits = sampled_softmax_logits(pos, neg, targets, negatives, batch.get(LOG_NQ))
+    logits = sampled_softmax_logits(pos, neg, targets, negatives, log_nq)
     return logits, torch.zeros_like(targets)
+
+
+def position_negatives(
+    config: ItemLossConfig, seed: Tensor, positions: int, num_items: int
+) -> tuple[Tensor, Tensor | None]:
+    """Each position's own ``num_negatives`` uniform items, drawn from ``seed`` (so the same
+    batch always gets the same draw), and their ``log(N q)`` (None without the correction).
+
+    Shapes:
+        seed: () int64; returns negatives (positions, N) in [0, num_items) on ``seed``'s
+        device and log_nq () float32.
+    """
+    generator = torch.Generator(device=seed.device).manual_seed(int(seed))
+    n = config.num_negatives
+    negatives = torch.randint(
+        num_items, (positions, n), generator=generator, device=seed.device
+    )
+    if not config.logq_correction:
+        return negatives, None
+    return negatives, torch.tensor(math.log(n / num_items), device=seed.device)

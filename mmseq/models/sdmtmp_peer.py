@@ -30,7 +30,7 @@ from torch import Tensor
 from mmseq.data.sampling import cloze_mask
 from mmseq.errors import ConfigError
 from mmseq.models.base import EmbeddingRecommender, LossOutput, ModelInputs
-from mmseq.models.item_loss import LOG_NQ, NEGATIVES, draws_negatives
+from mmseq.models.item_loss import NEGATIVE_KEYS, draws_negatives
 from mmseq.models.peerrec import PeerRec, PeerRecConfig
 from mmseq.models.registry import MODELS
 from mmseq.models.sdmtmp import SDMTMP, SDMTMPConfig, score_loss, shared_negatives
@@ -207,7 +207,7 @@ class SDMTMPPeer(EmbeddingRecommender):
                     f"batches with SDMTMPPeer.training_batches (got {sorted(batch)})"
                 )
             peer_batch = {"input": batch["peer_input"], "target": batch["peer_target"]}
-            peer_batch.update({k: batch[k] for k in (NEGATIVES, LOG_NQ) if k in batch})
+            peer_batch.update({k: batch[k] for k in NEGATIVE_KEYS if k in batch})
             logits, targets = self.peer.peer_logits(peer_batch)
             out = self.peer.loss_from_logits(logits, targets, int(batch["stage"]))
             weighted = self.config.peer_weight * out.total

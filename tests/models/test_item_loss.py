@@ -7,6 +7,7 @@ parameter, and the same seed gives the same loss.
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import pytest
 import torch
@@ -16,7 +17,13 @@ from mmseq.data.split import split_interactions
 from mmseq.errors import ConfigError
 from mmseq.eval.protocol import make_eval_task
 from mmseq.models import MODELS, Recommender
-from mmseq.models.item_loss import LOG_NQ, NEGATIVES, ItemLossConfig
+from mmseq.models.item_loss import (
+    LOG_NQ,
+    NEGATIVES,
+    NEGATIVES_SEED,
+    ItemLossConfig,
+    position_negatives,
+)
 from mmseq.train.loop import fit
 from tests.models.test_conformance import clustered_interactions, tiny_inputs
 
@@ -79,6 +86,40 @@ def test_sampled_loss_is_deterministic_given_the_seed(name: str, data) -> None:
     assert not torch.equal(losses[0][0], losses[2][0])
 
 
+@pytest.mark.parametrize("name", ITEM_SOFTMAX)
+def test_per_position_negatives_train_every_parameter_and_repeat_given_the_seed(
+    name: str, data
+) -> None:
+    losses = []
+    for seed in (0, 0, 1):
+        model = make(name, data, seed=3, negatives_per="position")
+        inputs = tiny_inputs(type(model), data)
+        model.train()
+        torch.manual_seed(5)  # dropout
+        batch = next(iter(model.training_batches(inputs, 16, torch.Generator().manual_seed(seed))))
+        assert NEGATIVES not in batch and batch[NEGATIVES_SEED].shape == ()
+        out = model.loss(batch, inputs)
+        losses.append((int(batch[NEGATIVES_SEED]), out.total.item()))
+    assert losses[0] == losses[1] and losses[0] != losses[2]
+    out.total.backward()
+    for pname, p in model.named_parameters():
+        assert p.grad is not None and torch.isfinite(p.grad).all(), pname
+        assert p.grad.abs().sum() > 0, f"{name}: zero gradient in {pname}"
+
+
+def test_per_position_draws_are_each_positions_own_and_fixed_by_the_seed() -> None:
+    config = ItemLossConfig(loss="sampled", num_negatives=64, negatives_per="position")
+    seed = torch.tensor(12345)
+    negatives, log_nq = position_negatives(config, seed, 7, 500)
+    again, _ = position_negatives(config, seed, 7, 500)
+    assert negatives.shape == (7, 64) and torch.equal(negatives, again)
+    assert int(negatives.min()) >= 0 and int(negatives.max()) < 500
+    assert len({tuple(row.tolist()) for row in negatives}) == 7  # every position its own draw
+    torch.testing.assert_close(log_nq, torch.tensor(math.log(64 / 500)))
+    plain = dataclasses.replace(config, logq_correction=False)
+    assert position_negatives(plain, seed, 7, 500)[1] is None
+
+
 def test_ce_draws_nothing_so_its_batches_are_unchanged(data) -> None:
     cls = MODELS.get("sasrec")
     model = cls(cls.config_class(), data.num_users, data.num_items)
@@ -99,6 +140,8 @@ def test_bad_loss_options_are_config_errors(data) -> None:
         make("sasrec", data, num_negatives=0)
     with pytest.raises(ConfigError, match="loss"):
         from_dict(MODELS.get("bert4rec").config_class, {"loss": "softmax"}, where="test")
+    with pytest.raises(ConfigError, match="negatives_per: position.*popularity"):
+        make("sasrec", data, negatives_per="position", sampler="popularity")
 
 
 @pytest.mark.slow

@@ -24,15 +24,18 @@ def full_ce_gradient(s: torch.Tensor, t: int) -> torch.Tensor:
     return torch.softmax(s, 0) - F.one_hot(torch.tensor(t), s.numel()).float()
 
 
-def sampled_gradients(s, t, n, draws, probs=None, correct=True, seed=0):
-    """(draws, C) gradients of the sampled loss w.r.t. the full logit vector ``s``."""
+def sampled_gradients(s, t, n, draws, probs=None, correct=True, seed=0, per_position=False):
+    """(draws, C) gradients of the sampled loss w.r.t. the full logit vector ``s``
+    (``per_position``: the draw passed as the (M = 1, N) negatives of the one position)."""
     g = torch.Generator().manual_seed(seed)
     out = []
     for _ in range(draws):
         leaf = s.clone().requires_grad_(True)
         neg, log_nq = sample_negatives(s.numel(), n, g, probs)
+        if per_position:
+            neg, log_nq = neg[None, :], log_nq[None, :]
         loss = sampled_softmax_loss(
-            leaf[[t]], leaf[neg][None, :], torch.tensor([t]), neg, log_nq if correct else None
+            leaf[[t]], leaf[neg].reshape(1, n), torch.tensor([t]), neg, log_nq if correct else None
         )
         (grad,) = torch.autograd.grad(loss, leaf)
         out.append(grad)
@@ -53,9 +56,10 @@ def tolerance(s, t, n, probs, grads):
 @pytest.mark.parametrize(
     "probs", [None, torch.tensor([8, 1, 4, 2, 1, 3, 1, 0.5]) / 20.5], ids=["uniform", "popularity"]
 )
-def test_gradient_matches_full_ce_in_expectation(probs) -> None:
+@pytest.mark.parametrize("per_position", [False, True], ids=["shared", "per-position"])
+def test_gradient_matches_full_ce_in_expectation(probs, per_position: bool) -> None:
     n, draws = 256, 1000
-    grads = sampled_gradients(LOGITS, TARGET, n, draws, probs)
+    grads = sampled_gradients(LOGITS, TARGET, n, draws, probs, per_position=per_position)
     err = (grads.mean(0) - full_ce_gradient(LOGITS, TARGET)).abs()
     tol = tolerance(LOGITS, TARGET, n, probs, grads)
     assert (err < tol).all(), (err, tol)
@@ -135,3 +139,25 @@ def test_shape_mismatch_is_one_line_error() -> None:
             torch.zeros(2, dtype=torch.long),
             torch.zeros(4, dtype=torch.long),
         )
+
+
+def test_per_position_negatives_score_and_mask_each_position_on_its_own() -> None:
+    g = torch.Generator().manual_seed(0)
+    q = torch.randn(3, 5, 4, generator=g)  # (networks, M, d)
+    w = torch.randn(3, 9, 4, generator=g)
+    b = torch.randn(3, 9, generator=g)
+    targets = torch.tensor([0, 8, 3, 3, 1])
+    negatives = torch.tensor([[2, 0, 5], [8, 1, 1], [4, 4, 3], [6, 7, 0], [1, 2, 8]])  # (M, N)
+    full = q @ w.transpose(1, 2) + b[:, None, :]  # (3, 5, 9)
+    pos, neg = candidate_logits(q, w, targets, negatives, b)
+    torch.testing.assert_close(neg, full.gather(2, negatives.expand(3, 5, 3)))
+    torch.testing.assert_close(pos, full.gather(2, targets.expand(3, 5)[..., None])[..., 0])
+    _, shared_w = candidate_logits(q[0], w[0], targets, negatives)  # one table, no bias
+    torch.testing.assert_close(shared_w, (q[0] @ w[0].T).gather(1, negatives))
+    logits = sampled_softmax_logits(pos, neg, targets, negatives, torch.tensor(0.5))
+    hits = (targets[:, None] == negatives).expand(3, 5, 3)  # each row against its own negatives
+    assert hits[0].sum() == 4 and not hits[0, 3].any()  # rows 0, 1, 2, 4 hold their target once
+    assert bool((logits[..., 1:][hits] == MASKED_LOGIT).all())
+    torch.testing.assert_close(logits[..., 1:][~hits], neg[~hits] - 0.5)
+    with pytest.raises(ValueError, match="negatives"):  # (M, N) must have M rows
+        sampled_softmax_logits(pos, neg[:, :4], targets[:4], negatives[:4])
