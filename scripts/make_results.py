@@ -125,8 +125,10 @@ class RunParts(Callback):
 
     def on_fit_start(self, model: torch.nn.Module, start_epoch: int) -> None:
         self.start_epoch = start_epoch
-        resumed = start_epoch > 1 and self.path.is_file()
-        earlier = json.loads(self.path.read_text()) if resumed else []
+        earlier: list[dict] = []
+        if start_epoch > 1:  # resumed: the earlier parts, or an unrecorded one (no parts.json)
+            unknown = [{"from_epoch": 1, "git_sha": None, "started_utc": None}]
+            earlier = json.loads(self.path.read_text()) if self.path.is_file() else unknown
         now = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
         part = {"from_epoch": start_epoch, "git_sha": _git_sha(), "started_utc": now}
         self.parts = [*earlier, part]

@@ -250,6 +250,19 @@ def test_an_interrupted_run_resumes_where_it_stopped_with_the_same_result(
     assert again["test"] == whole["test"] and "resumed_at_epochs" not in again["provenance"]
 
 
+def test_a_resume_without_recorded_parts_is_still_reported(tmp_path: Path) -> None:
+    mr = _make_results()
+    parts = mr.RunParts(tmp_path / "run")  # a checkpoint that no make_results process recorded
+    parts.on_fit_start(None, 4)
+    assert [p["from_epoch"] for p in parts.parts] == [1, 4] and parts.parts[0]["git_sha"] is None
+    again = mr.RunParts(tmp_path / "run")
+    again.on_fit_start(None, 6)
+    assert [p["from_epoch"] for p in again.parts] == [1, 4, 6]
+    fresh = mr.RunParts(tmp_path / "run")
+    fresh.on_fit_start(None, 1)  # a fresh start resets the list
+    assert [p["from_epoch"] for p in fresh.parts] == [1]
+
+
 def test_validation_curves_average_the_seeds_by_epoch() -> None:
     mr = _make_results()
     runs = [
