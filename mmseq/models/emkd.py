@@ -30,6 +30,7 @@ from mmseq.models.item_loss import (
     item_softmax_logits,
 )
 from mmseq.models.registry import MODELS
+from mmseq.nn.dropout import UniformDropout
 from mmseq.nn.ensemble_transformer import (
     EnsembleLayerNorm,
     EnsembleLinear,
@@ -86,6 +87,8 @@ class EMKD(Recommender):
     """
 
     config_class = EMKDConfig
+    #: 2: dropout masks from uniform noise (mmseq.nn.dropout), 1.6x cheaper than bernoulli_ on CPU
+    result_version = "2"
     eval_by_length = True  # the evaluator batches users of similar length (less padding)
 
     def __init__(self, config: EMKDConfig, num_users: int, num_items: int) -> None:
@@ -105,7 +108,7 @@ class EMKD(Recommender):
         with torch.no_grad():
             self.token_embedding[:, 0].zero_()  # pad (its outputs are never read)
         self.embedding_norm = EnsembleLayerNorm(num_members=n, d_model=d)
-        self.embedding_dropout = nn.Dropout(config.dropout)
+        self.embedding_dropout = UniformDropout(config.dropout)
         self.encoder = EnsembleTransformerEncoder(
             num_members=n, d_model=d, num_layers=config.num_layers, num_heads=config.num_heads,
             ffn_dim=config.ffn_dim, dropout=config.dropout, causal=False, norm_first=False,

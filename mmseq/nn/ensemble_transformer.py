@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from mmseq.nn.dropout import UniformDropout
 from mmseq.nn.padding import BATCHED_MIN_ROWS, query_layout
 from mmseq.nn.transformer import TransformerEncoder, left_padded_attend
 
@@ -80,7 +81,7 @@ class EnsembleTransformerBlock(nn.Module):
         self.ffn_out = EnsembleLinear(num_members=n, in_features=ffn_dim, out_features=d_model)
         self.norm1 = EnsembleLayerNorm(num_members=n, d_model=d_model)
         self.norm2 = EnsembleLayerNorm(num_members=n, d_model=d_model)
-        self.drop = nn.Dropout(dropout)
+        self.drop = UniformDropout(dropout)  # nn.Dropout's distribution, cheaper mask
 
     def attention(self, x: Tensor, attend: Tensor, *, key_pad: int = 0,
                   queries: int | None = None, keep: int | None = None) -> Tensor:
@@ -89,15 +90,18 @@ class EnsembleTransformerBlock(nn.Module):
         n, b, t, d = x.shape
         h = self.num_heads
         qkv = self.qkv(x)  # (N, B, T, 3d)
-        q, kv = qkv[..., :d], qkv[..., d:]
-        zero = qkv.new_zeros(())
-        if key_pad:  # hidden zero keys and values before the kept columns
-            kv = torch.cat([zero.expand(n, b, key_pad, 2 * d), kv], 2)  # (N, B, P + T, 2d)
-        if queries is not None and queries > t:  # zero queries before (padding)
-            q = torch.cat([zero.expand(n, b, queries - t, d), q], 2)
-        elif queries is not None:
-            q = q[:, :, t - queries :]  # (N, B, Q, d)
-        k, v = kv.split(d, dim=-1)  # 2 x (N, B, P + T, d)
+        if not key_pad and queries is None:  # training: split's backward concatenates, no fill
+            q, k, v = qkv.split(d, dim=-1)  # 3 x (N, B, T, d)
+        else:
+            q, kv = qkv[..., :d], qkv[..., d:]
+            zero = qkv.new_zeros(())
+            if key_pad:  # hidden zero keys and values before the kept columns
+                kv = torch.cat([zero.expand(n, b, key_pad, 2 * d), kv], 2)  # (N, B, P + T, 2d)
+            if queries is not None and queries > t:  # zero queries before (padding)
+                q = torch.cat([zero.expand(n, b, queries - t, d), q], 2)
+            elif queries is not None:
+                q = q[:, :, t - queries :]  # (N, B, Q, d)
+            k, v = kv.split(d, dim=-1)  # 2 x (N, B, P + T, d)
         q, k, v = (z.reshape(n * b, z.shape[2], h, d // h).transpose(1, 2)
                    for z in (q, k, v))  # (N*B, h, Q or P + T, d/h)
         y = F.scaled_dot_product_attention(
