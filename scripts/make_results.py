@@ -5,6 +5,7 @@
     python scripts/make_results.py --seeds 0 1 2 --max-epochs 30
 
     python scripts/make_results.py --only 60_distill_beauty --no-train  # from the store only
+    python scripts/make_results.py --only 60_distill_toys --jobs 2     # two runs at a time
 
 Tables are the files under configs/results/ (one YAML each, ordered by file name). Every (row,
 seed) is looked up in the results store (docs/store/, mmseq/results_store.py: keyed by the run's
@@ -16,7 +17,10 @@ are). A run checkpoints every epoch in its run directory (named by config identi
 cut off (a session's end), it resumes there when the same command runs again, with the same
 result; its stored ``wall_s`` counts every part and its provenance says where it resumed
 (``--fresh`` starts it over). So a table fills over several sessions and machines, even with
-runs longer than a session, and ``--no-train`` rebuilds the markdown from the store alone. A
+runs longer than a session, and ``--no-train`` rebuilds the markdown from the store alone.
+``--jobs N`` trains the missing cells in N worker processes of this script (``--cells-only``),
+logs under ``<runs>/logs/``; each cell trains under a lock on its run directory, so two commands
+never train one cell twice. A
 stored result of another config or code is never used. Cells are mean ± std per metric, with the
 budget each number had. Test metrics of the epoch chosen on VALIDATION are reported: nothing here
 is tuned on test.
@@ -33,6 +37,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,6 +47,7 @@ from mmseq import results_store
 from mmseq.config import ExperimentConfig, from_dict, load_experiment, load_yaml
 from mmseq.data.schema import settings_hash
 from mmseq.eval.report import load_results, provenance
+from mmseq.lock import LockTimeoutError, file_lock
 from mmseq.report.results_chart import ChartRow, chart_path, write_results_chart
 from mmseq.results_store import StoreKey
 from mmseq.train.callbacks import Callback, EpochLine
@@ -87,10 +93,10 @@ class TableSpec:
     curves: bool = False  # also print each row's validation curve (mean over its seeds)
 
 
-def load_tables() -> dict[str, TableSpec]:
+def load_tables(folder: Path = RESULTS_DIR) -> dict[str, TableSpec]:
     return {
         p.stem: from_dict(TableSpec, load_yaml(p), where=str(p))
-        for p in sorted(RESULTS_DIR.glob("*.yaml"))
+        for p in sorted(Path(folder).glob("*.yaml"))
     }
 
 
@@ -180,6 +186,34 @@ def _imported(run_dir: Path, cfg: ExperimentConfig, store: Path) -> dict | None:
     return entry
 
 
+def _safe(label: str) -> str:
+    """A row label as a file-name part."""
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in label)
+
+
+def _budget(spec: TableSpec, max_epochs: int | None) -> list[str]:
+    """The table's overrides plus the epoch cap (the smaller of --max-epochs and the table's)."""
+    caps = [c for c in (max_epochs, spec.max_epochs or None) if c]
+    return [*spec.set, *([f"train.epochs={min(caps)}"] if caps else [])]
+
+
+def table_cells(
+    name: str, spec: TableSpec, seeds: list[int], max_epochs: int | None, out_root: Path,
+    only_rows: tuple[str, ...] = (),
+) -> Iterator[tuple[RowSpec, int, list[str], ExperimentConfig, Path]]:
+    """Each (row, seed) of a table in table order: its overrides, config and run directory."""
+    budget = _budget(spec, max_epochs)
+    for row in spec.rows:
+        if only_rows and row.label not in only_rows:
+            continue
+        for seed in list(spec.seeds) or seeds:
+            overrides = [*spec.set, *row.set, f"seed={seed}", "train.progress=false",
+                         *budget[len(spec.set):]]
+            cfg = load_experiment(REPO / spec.config, overrides)
+            run_dir = out_root / name / f"{_safe(row.label)}-seed{seed}-{_dir_key(cfg)}"
+            yield row, seed, overrides, cfg, run_dir
+
+
 def run_table(
     name: str,
     spec: TableSpec,
@@ -195,58 +229,43 @@ def run_table(
 ) -> dict:
     """Every (row, seed) of a table from the store; what is missing is trained (unless
     ``train`` is False) and stored. An interrupted run resumes from its last epoch's checkpoint
-    in its run directory (``fresh``: start it over). Returns the table for :func:`to_markdown`."""
+    in its run directory (``fresh``: start it over). A cell that another process is training
+    (it holds the lock on the run directory) is left to it, not trained twice. Returns the
+    table for :func:`to_markdown`."""
     seeds = list(spec.seeds) or seeds
-    caps = [c for c in (max_epochs, spec.max_epochs or None) if c]
-    cap = min(caps) if caps else None
-    budget = [*spec.set, *([f"train.epochs={cap}"] if cap is not None else [])]
-    rows = []
-    for row in spec.rows:
-        if only_rows and row.label not in only_rows:
+    budget = _budget(spec, max_epochs)
+    rows: dict[str, list[dict]] = {
+        row.label: [] for row in spec.rows if not only_rows or row.label in only_rows
+    }
+    for row, seed, overrides, cfg, run_dir in table_cells(
+        name, spec, seeds, max_epochs, out_root, only_rows
+    ):
+        res = results_store.lookup(store, cfg)
+        if res is None and reuse:
+            # Run directories named before the code hash was part of the name.
+            legacy = f"{_safe(row.label)}-seed{seed}-{settings_hash(spec.config, overrides)[:8]}"
+            legacy_dir = out_root / name / legacy
+            res = _imported(run_dir, cfg, store) or _imported(legacy_dir, cfg, store)
+        if res is None and train and (not train_seeds or seed in train_seeds):
+            res = _train_cell(name, row.label, seed, spec.config, overrides, cfg, run_dir,
+                              store, fresh)
+        if res is None:
+            print(f"[{name}] {row.label} seed {seed}: not in the store", flush=True)
             continue
-        runs = []
-        for seed in seeds:
-            overrides = [*spec.set, *row.set, f"seed={seed}", "train.progress=false"]
-            if cap is not None:
-                overrides.append(f"train.epochs={cap}")
-            cfg = load_experiment(REPO / spec.config, overrides)
-            safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in row.label)
-            run_dir = out_root / name / f"{safe}-seed{seed}-{_dir_key(cfg)}"
-            res = results_store.lookup(store, cfg)
-            if res is None and reuse:
-                # Run directories named before the code hash was part of the name.
-                legacy = f"{safe}-seed{seed}-{settings_hash(spec.config, overrides)[:8]}"
-                legacy_dir = out_root / name / legacy
-                res = _imported(run_dir, cfg, store) or _imported(legacy_dir, cfg, store)
-            if res is None and train and (not train_seeds or seed in train_seeds):
-                _ensure_graphs(spec.config, overrides, cfg)
-                print(f"[{name}] {row.label} seed {seed}: training in {run_dir}", flush=True)
-                out, parts = train_resumable(cfg, run_dir, fresh=fresh)
-                resumed = [p["from_epoch"] for p in parts[1:]]
-                extra = {"resumed_at_epochs": resumed, "parts": parts} if resumed else {}
-                res = results_store.entry_from_results(
-                    cfg, out, provenance={**provenance(), **extra}
-                )
-                results_store.save(store, cfg, res)
-                # Stored: the run's checkpoint (optimizer state and all) is not needed any more.
-                shutil.rmtree(run_dir / CHECKPOINT_DIR, ignore_errors=True)
-            if res is None:
-                print(f"[{name}] {row.label} seed {seed}: not in the store", flush=True)
-                continue
-            runs.append(res)
-            print(
-                f"[{name}] {row.label} seed {seed}: "
-                + " ".join(f"{c}={res['test'].get(c, float('nan')):.4f}" for c in spec.columns)
-                + f" (best epoch {res['best_epoch']}/{res['epochs_run']}, {res['wall_s']:.0f} s)",
-                flush=True,
-            )
-        rows.append({"model": row.label, "runs": runs})
+        rows[row.label].append(res)
+        print(
+            f"[{name}] {row.label} seed {seed}: "
+            + " ".join(f"{c}={res['test'].get(c, float('nan')):.4f}" for c in spec.columns)
+            + f" (best epoch {res['best_epoch']}/{res['epochs_run']}, {res['wall_s']:.0f} s)",
+            flush=True,
+        )
+    rows_out = [{"model": label, "runs": runs} for label, runs in rows.items()]
     base_cfg = load_experiment(REPO / spec.config, budget)
     return {
         "name": name,
         "caption": spec.caption,
         "columns": list(spec.columns),
-        "rows": rows,
+        "rows": rows_out,
         "config": spec.config,
         "paper": spec.paper,
         "seeds": seeds,
@@ -258,6 +277,84 @@ def run_table(
         "eval_every": base_cfg.train.eval_every,
         "threads": base_cfg.train.threads,
     }
+
+
+def _train_cell(
+    name: str, label: str, seed: int, config: str, overrides: list[str], cfg: ExperimentConfig,
+    run_dir: Path, store: Path, fresh: bool,
+) -> dict | None:
+    """Train one cell in ``run_dir`` under its lock and store the result; None (nothing
+    trained) when another process holds the lock, i.e. is training this cell now."""
+    try:
+        with file_lock(run_dir, timeout=0):
+            res = results_store.lookup(store, cfg)  # stored meanwhile by the lock's last holder
+            if res is not None:
+                return res
+            _ensure_graphs(config, overrides, cfg)
+            print(f"[{name}] {label} seed {seed}: training in {run_dir}", flush=True)
+            out, parts = train_resumable(cfg, run_dir, fresh=fresh)
+            resumed = [p["from_epoch"] for p in parts[1:]]
+            extra = {"resumed_at_epochs": resumed, "parts": parts} if resumed else {}
+            res = results_store.entry_from_results(cfg, out, provenance={**provenance(), **extra})
+            results_store.save(store, cfg, res)
+            # Stored: the run's checkpoint (optimizer state and all) is not needed any more.
+            shutil.rmtree(run_dir / CHECKPOINT_DIR, ignore_errors=True)
+            return res
+    except LockTimeoutError:
+        print(f"[{name}] {label} seed {seed}: another process is training it ({run_dir} is "
+              "locked); left to it", flush=True)
+        return None
+
+
+def missing_cells(
+    tables: dict[str, TableSpec], names: list[str], seeds: list[int], max_epochs: int | None,
+    out_root: Path, store: Path, only_rows: tuple[str, ...] = (), train_seeds: tuple[int, ...] = (),
+) -> list[tuple[str, str, int]]:
+    """The (table, row label, seed) cells the store lacks and this command would train."""
+    return [
+        (n, row.label, seed)
+        for n in names
+        for row, seed, _, cfg, _ in table_cells(n, tables[n], seeds, max_epochs, out_root,
+                                                only_rows)
+        if (not train_seeds or seed in train_seeds) and results_store.lookup(store, cfg) is None
+    ]
+
+
+def train_in_workers(
+    cells: list[tuple[str, str, int]], jobs: int, worker_args: list[str], log_dir: Path,
+    poll_s: float = 1.0,
+) -> list[Path]:
+    """Train each cell in its own process of this script (``--cells-only``), at most ``jobs``
+    at a time, in the order given; each worker's output goes to a log under ``log_dir``.
+    ``worker_args`` are the options every worker gets (tables folder, store, runs, budget).
+    Returns the logs of the workers that failed (non-zero exit)."""
+    log_dir.mkdir(parents=True, exist_ok=True)
+    pending, running, failed = list(cells), {}, []
+    print(f"{len(cells)} cell(s) to train, {min(jobs, len(cells))} at a time; logs in {log_dir}",
+          flush=True)
+    while pending or running:
+        while pending and len(running) < jobs:
+            table, label, seed = pending.pop(0)
+            log = log_dir / f"{table}-{_safe(label)}-seed{seed}.log"
+            cmd = [sys.executable, str(Path(__file__).resolve()), *worker_args, "--only", table,
+                   "--rows", label, "--train-seeds", str(seed), "--cells-only"]
+            with log.open("w", encoding="utf-8") as out:
+                proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
+            running[proc] = (table, label, seed, log, time.perf_counter())
+            print(f"[{table}] {label} seed {seed}: started (pid {proc.pid}, log {log.name})",
+                  flush=True)
+        time.sleep(poll_s)
+        for proc in [p for p in running if p.poll() is not None]:
+            table, label, seed, log, start = running.pop(proc)
+            took = time.perf_counter() - start
+            if proc.returncode == 0:
+                print(f"[{table}] {label} seed {seed}: worker done in {took:.0f} s", flush=True)
+                continue
+            failed.append(log)
+            tail = log.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-5:]
+            print(f"[{table}] {label} seed {seed}: worker FAILED (exit {proc.returncode}) after "
+                  f"{took:.0f} s; last lines of {log}:\n  " + "\n  ".join(tail), flush=True)
+    return failed
 
 
 def _ensure_graphs(cfg_file: str, overrides: list[str], cfg) -> None:  # noqa: ANN001
@@ -403,8 +500,13 @@ def to_markdown(tables: list[dict], seeds: list[int], total_s: float, out_name: 
 
 
 def main(argv: list[str] | None = None) -> int:
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--tables", default=str(RESULTS_DIR))
+    tables_dir = Path(pre.parse_known_args(argv)[0].tables)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    tables_spec = load_tables()
+    tables_spec = load_tables(tables_dir)
+    parser.add_argument("--tables", default=str(RESULTS_DIR),
+                        help="the folder of table files (default configs/results/)")
     parser.add_argument("--only", nargs="*", choices=sorted(tables_spec), help="tables to run")
     parser.add_argument("--seeds", nargs="*", type=int, default=[0, 1, 2])
     parser.add_argument("--max-epochs", type=int, default=None, help="cap epochs (budget)")
@@ -435,8 +537,32 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="start interrupted runs over (default: each resumes from its last checkpoint)",
     )
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="train missing cells in this many worker processes at once (each run keeps its "
+        "table's torch threads); the tables are built when all have ended",
+    )
+    parser.add_argument(
+        "--cells-only",
+        action="store_true",
+        help="train and store the missing cells only: write no markdown, chart or summary",
+    )
     args = parser.parse_args(argv)
+    if args.jobs < 1:
+        parser.error(f"--jobs must be >= 1 (got {args.jobs})")
     names = args.only or list(tables_spec)
+    failed: list[Path] = []
+    if args.jobs > 1 and not args.no_train:
+        cells = missing_cells(tables_spec, names, args.seeds, args.max_epochs, Path(args.runs),
+                              Path(args.store), tuple(args.rows), tuple(args.train_seeds))
+        worker_args = ["--tables", str(tables_dir), "--store", args.store, "--runs", args.runs,
+                       "--seeds", *map(str, args.seeds)]
+        worker_args += ["--max-epochs", str(args.max_epochs)] if args.max_epochs else []
+        worker_args += ["--fresh"] * args.fresh + ["--reuse"] * args.reuse
+        failed = train_in_workers(cells, args.jobs, worker_args, Path(args.runs) / "logs")
+        args.no_train = True  # every missing cell has had its worker: tables from the store
     tables = [
         run_table(
             n,
@@ -453,6 +579,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         for n in names
     ]
+    if args.cells_only:
+        return 0
     # Sum of the runs' own wall times, so that a --reuse aggregation still reports the real cost.
     total = sum(r["wall_s"] for t in tables for row in t["rows"] for r in row["runs"])
     Path(args.out).write_text(
@@ -474,7 +602,9 @@ def main(argv: list[str] | None = None) -> int:
     Path(args.runs).mkdir(parents=True, exist_ok=True)
     (Path(args.runs) / "summary.json").write_text(json.dumps(summary, indent=2))
     print(json.dumps({"tables": names, "seeds": args.seeds, "total_s": round(total, 1)}))
-    return 0
+    if failed:
+        print(f"{len(failed)} worker(s) failed: " + ", ".join(str(f) for f in failed), flush=True)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

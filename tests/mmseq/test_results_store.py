@@ -276,3 +276,92 @@ def test_validation_curves_average_the_seeds_by_epoch() -> None:
     ]
     lines = mr.validation_curves([{"model": "m", "runs": runs}], "ndcg@10")
     assert lines[2] == "| model | 2 | 4 |" and lines[4] == "| m | 0.1500 | 0.3000 |"
+
+
+def _tables_dir(tmp_path: Path, rows: list[dict]) -> Path:
+    """A folder with one table file, ``tiny``, over the TINY experiment."""
+    (tmp_path / "tiny.yaml").write_text(TINY)
+    folder = tmp_path / "tables"
+    folder.mkdir()
+    table = {
+        "caption": "tiny",
+        "config": str(tmp_path / "tiny.yaml"),
+        "columns": ["ndcg@10", "hr@10"],
+        "seeds": [0, 1],
+        "set": ["train.epochs=2", "train.eval_every=1"],
+        "rows": rows,
+    }
+    (folder / "tiny.yaml").write_text(json.dumps(table))  # JSON is YAML
+    return folder
+
+
+def test_jobs_train_the_missing_cells_in_workers_with_the_same_results(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    mr = _make_results()
+    folder = _tables_dir(tmp_path, [
+        {"label": "SASRec", "set": ["model.name=sasrec", "model.params={}"]},
+        {"label": "POP", "set": []},
+    ])
+    spec = mr.load_tables(folder)["tiny"]
+    inline = mr.run_table("tiny", spec, [0], None, tmp_path / "runs_a", store=tmp_path / "a")
+    # POP seed 0 already stored: only the three other cells go to workers.
+    pop0 = next(iter(sorted((tmp_path / "a" / "pop").glob("*.json"))))
+    (tmp_path / "b" / "pop").mkdir(parents=True)
+    shutil.copy(pop0, tmp_path / "b" / "pop" / pop0.name)
+    capsys.readouterr()
+    code = mr.main(["--tables", str(folder), "--only", "tiny", "--store", str(tmp_path / "b"),
+                    "--runs", str(tmp_path / "runs_b"), "--out", str(tmp_path / "t.md"),
+                    "--jobs", "2"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "3 cell(s) to train, 2 at a time" in out
+    assert out.count("worker done") == 3 and "POP seed 0: started" not in out
+    parallel = mr.run_table("tiny", spec, [0], None, tmp_path / "runs_b", store=tmp_path / "b",
+                            train=False)
+    for a, b in zip(inline["rows"], parallel["rows"], strict=True):
+        assert [r["test"] for r in a["runs"]] == [r["test"] for r in b["runs"]]
+        assert len(b["runs"]) == 2
+    assert (tmp_path / "runs_b" / "logs" / "tiny-SASRec-seed1.log").is_file()
+    assert "| SASRec |" in (tmp_path / "t.md").read_text()
+
+
+def test_a_cell_another_process_is_training_is_left_to_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from mmseq.lock import file_lock
+
+    mr = _make_results()
+    spec = _table(mr, tmp_path)
+    runs, root = tmp_path / "runs", tmp_path / "store"
+    cells = list(mr.table_cells("tiny", spec, [0], None, runs))
+    busy = cells[1][4]  # seed 1's run directory
+    with file_lock(busy):  # a second open file description: flock conflicts as across processes
+        table = mr.run_table("tiny", spec, [0], None, runs, store=root)
+    assert [r["seed"] for r in table["rows"][0]["runs"]] == [0]
+    out = capsys.readouterr().out
+    assert "POP seed 1: another process is training it" in out and "POP seed 1: training" not in out
+    assert len(list(root.glob("pop/*.json"))) == 1
+    # Released: the next command trains it.
+    again = mr.run_table("tiny", spec, [0], None, runs, store=root)
+    assert [r["seed"] for r in again["rows"][0]["runs"]] == [0, 1]
+
+
+def test_a_failed_worker_is_named_and_fails_the_command(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    mr = _make_results()
+    bad = tmp_path / "bad.txt"
+    bad.write_text("not an S3-Rec line\n")  # a data error only the worker meets (when it loads)
+    folder = _tables_dir(tmp_path, [
+        {"label": "POP", "set": []},
+        {"label": "broken", "set": [f"data.path={bad}", "data.format=s3rec"]},
+    ])
+    code = mr.main(["--tables", str(folder), "--only", "tiny", "--store", str(tmp_path / "s"),
+                    "--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "t.md"),
+                    "--jobs", "2", "--seeds", "0"])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "broken seed 0: worker FAILED" in out and "tiny-broken-seed0.log" in out
+    assert "| POP |" in (tmp_path / "t.md").read_text()  # both POP seeds, from their workers
+    assert "broken (0/2 seeds)" in (tmp_path / "t.md").read_text()
