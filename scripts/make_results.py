@@ -553,6 +553,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.jobs < 1:
         parser.error(f"--jobs must be >= 1 (got {args.jobs})")
     names = args.only or list(tables_spec)
+    labels = {row.label for n in names for row in tables_spec[n].rows}
+    unknown = [r for r in args.rows if r not in labels]
+    if unknown:
+        parser.error(f"--rows: no row labelled {unknown} in the tables {names} (their rows: "
+                     f"{sorted(labels)})")
     failed: list[Path] = []
     if args.jobs > 1 and not args.no_train:
         cells = missing_cells(tables_spec, names, args.seeds, args.max_epochs, Path(args.runs),

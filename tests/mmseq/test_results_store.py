@@ -365,3 +365,15 @@ def test_a_failed_worker_is_named_and_fails_the_command(
     assert "broken seed 0: worker FAILED" in out and "tiny-broken-seed0.log" in out
     assert "| POP |" in (tmp_path / "t.md").read_text()  # both POP seeds, from their workers
     assert "broken (0/2 seeds)" in (tmp_path / "t.md").read_text()
+
+
+def test_an_unknown_row_label_is_an_error_naming_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    mr = _make_results()
+    folder = _tables_dir(tmp_path, [{"label": "POP", "set": []}])
+    with pytest.raises(SystemExit):
+        mr.main(["--tables", str(folder), "--only", "tiny", "--rows", "PoP", "--no-train",
+                 "--store", str(tmp_path / "s"), "--out", str(tmp_path / "t.md")])
+    err = capsys.readouterr().err
+    assert "no row labelled ['PoP']" in err and "'POP'" in err
