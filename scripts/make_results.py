@@ -328,6 +328,9 @@ def train_in_workers(
     at a time, in the order given; each worker's output goes to a log under ``log_dir``.
     ``worker_args`` are the options every worker gets (tables folder, store, runs, budget).
     Returns the logs of the workers that failed (non-zero exit)."""
+    if not cells:
+        print("nothing to train: the store has every cell asked for", flush=True)
+        return []
     log_dir.mkdir(parents=True, exist_ok=True)
     pending, running, failed = list(cells), {}, []
     print(f"{len(cells)} cell(s) to train, {min(jobs, len(cells))} at a time; logs in {log_dir}",
