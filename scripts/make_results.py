@@ -191,10 +191,10 @@ def _safe(label: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in label)
 
 
-def _budget(spec: TableSpec, max_epochs: int | None) -> list[str]:
-    """The table's overrides plus the epoch cap (the smaller of --max-epochs and the table's)."""
+def _epoch_cap(spec: TableSpec, max_epochs: int | None) -> list[str]:
+    """The epoch cap as an override (the smaller of --max-epochs and the table's), or none."""
     caps = [c for c in (max_epochs, spec.max_epochs or None) if c]
-    return [*spec.set, *([f"train.epochs={min(caps)}"] if caps else [])]
+    return [f"train.epochs={min(caps)}"] if caps else []
 
 
 def table_cells(
@@ -202,13 +202,12 @@ def table_cells(
     only_rows: tuple[str, ...] = (),
 ) -> Iterator[tuple[RowSpec, int, list[str], ExperimentConfig, Path]]:
     """Each (row, seed) of a table in table order: its overrides, config and run directory."""
-    budget = _budget(spec, max_epochs)
+    cap = _epoch_cap(spec, max_epochs)
     for row in spec.rows:
         if only_rows and row.label not in only_rows:
             continue
         for seed in list(spec.seeds) or seeds:
-            overrides = [*spec.set, *row.set, f"seed={seed}", "train.progress=false",
-                         *budget[len(spec.set):]]
+            overrides = [*spec.set, *row.set, f"seed={seed}", "train.progress=false", *cap]
             cfg = load_experiment(REPO / spec.config, overrides)
             run_dir = out_root / name / f"{_safe(row.label)}-seed{seed}-{_dir_key(cfg)}"
             yield row, seed, overrides, cfg, run_dir
@@ -233,7 +232,7 @@ def run_table(
     (it holds the lock on the run directory) is left to it, not trained twice. Returns the
     table for :func:`to_markdown`."""
     seeds = list(spec.seeds) or seeds
-    budget = _budget(spec, max_epochs)
+    budget = [*spec.set, *_epoch_cap(spec, max_epochs)]
     rows: dict[str, list[dict]] = {
         row.label: [] for row in spec.rows if not only_rows or row.label in only_rows
     }
