@@ -155,6 +155,22 @@ def test_single_network_has_no_distillation_terms(data) -> None:
     assert out.terms["ccl"].item() == 0.0 and abs(out.terms["logit_kl"].item()) < 1e-6
 
 
+def test_without_contrastive_and_attribute_tasks_only_the_views_are_encoded(data) -> None:
+    inputs = build_model_inputs(data, max_len=8)
+    full = make(dataclasses.replace(SMALL, num_networks=1)).train()  # dropout 0: deterministic
+    backbone = make(dataclasses.replace(SMALL, num_networks=1, contrastive_weight=0.0)).train()
+    batch = first_batch(full, inputs)
+    rows = []
+    encode = backbone.encode
+    backbone.encode = lambda tokens: rows.append(tokens.shape[0]) or encode(tokens)
+    out, reference = backbone.loss(batch, inputs), full.loss(batch, inputs)
+    assert rows == [batch["views"].shape[0]]  # M*B rows, not (M+1)*B
+    assert set(out.terms) == {"cloze_ce", "logit_kl"}
+    torch.testing.assert_close(out.terms["cloze_ce"], reference.terms["cloze_ce"])
+    expected = reference.terms["cloze_ce"] + 0.001 * out.terms["logit_kl"]
+    torch.testing.assert_close(out.total, expected)
+
+
 def test_short_training_learns_the_clusters() -> None:
     full = clustered_interactions()
     split = split_interactions(full, "loo-full")
