@@ -100,8 +100,9 @@ class EMKD(Recommender):
                 raise ConfigError(f"Expected EMKD '{name}' >= 1 (got {getattr(config, name)})")
         if config.max_len < 2:
             raise ConfigError(f"Expected EMKD 'max_len' >= 2 (got {config.max_len})")
-        if config.num_attributes < 0:
-            raise ConfigError(f"Expected EMKD 'num_attributes' >= 0 (got {config.num_attributes})")
+        for name in ("num_attributes", "contrastive_weight", "kl_weight", "attribute_weight"):
+            if getattr(config, name) < 0:
+                raise ConfigError(f"Expected EMKD '{name}' >= 0 (got {getattr(config, name)})")
         check_item_loss(config, "EMKD config")
         n, d = config.num_networks, config.embedding_dim
         self.mask_token = num_items + 1
