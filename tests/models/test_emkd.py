@@ -144,7 +144,8 @@ def test_attribute_errors_say_what_to_set(data) -> None:
     with pytest.raises(DataError, match="num_attributes=3"):
         first_batch(model, wrong)
     for key, value in [("num_networks", 0), ("max_len", 1), ("num_attributes", -1),
-                       ("contrastive_weight", -0.01)]:
+                       ("contrastive_weight", -0.01), ("kl_weight", -1.0),
+                       ("attribute_weight", -0.5)]:
         with pytest.raises(ConfigError, match=key):
             EMKD(dataclasses.replace(SMALL, **{key: value}), 9, 18)
 
