@@ -132,6 +132,7 @@ def _ragged_case(name: str, lengths: tuple[int, int], seed: int):
     return inputs, make_eval_task(split, "test"), SEQUENCE_MODELS[name](80)
 
 
+@pytest.mark.bit_exact_kernels
 @pytest.mark.parametrize("name", sorted(SEQUENCE_MODELS))
 def test_length_ordered_trimmed_evaluation_is_bit_identical(
     name: str, monkeypatch: pytest.MonkeyPatch

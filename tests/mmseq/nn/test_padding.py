@@ -94,6 +94,7 @@ def test_aligned_groups_by_hand() -> None:
         aligned_groups(tokens, 0)
 
 
+@pytest.mark.bit_exact_kernels
 @pytest.mark.parametrize("width", [50, 200])
 def test_key_aligned_trimming_is_bit_identical_for_attention(width: int) -> None:
     from mmseq.models.sasrec import SASRec, SASRecConfig

@@ -43,6 +43,7 @@ def test_query_layout_by_hand() -> None:
     assert query_layout(10, 200, 32) == (200, 200)  # query blocks of 64 there: no trimming
 
 
+@pytest.mark.bit_exact_kernels
 @pytest.mark.parametrize("inner", [64, 128, 256, 1024])
 def test_gemm_rows_above_the_small_threshold_match_a_big_product(inner: int) -> None:
     # What EXACT_MIN_ROWS and small_gemm_rows assume of this machine's GEMMs (nn.Linear).
@@ -71,6 +72,7 @@ CASES = {
 }
 
 
+@pytest.mark.bit_exact_kernels
 @pytest.mark.parametrize("name", sorted(CASES))
 @pytest.mark.parametrize("threads", [1, 2])
 def test_last_state_is_the_padded_passs_to_the_bit(name: str, threads: int) -> None:
@@ -97,6 +99,7 @@ def test_last_state_is_the_padded_passs_to_the_bit(name: str, threads: int) -> N
         torch.set_num_threads(before)
 
 
+@pytest.mark.bit_exact_kernels
 @pytest.mark.parametrize("peer", [None, 1])
 def test_peer_last_states_are_the_padded_passs_to_the_bit(peer: int | None) -> None:
     torch.manual_seed(0)
