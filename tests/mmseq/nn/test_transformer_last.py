@@ -43,19 +43,6 @@ def test_query_layout_by_hand() -> None:
     assert query_layout(10, 200, 32) == (200, 200)  # query blocks of 64 there: no trimming
 
 
-@pytest.mark.bit_exact_kernels
-@pytest.mark.parametrize("inner", [64, 128, 256, 1024])
-def test_gemm_rows_above_the_small_threshold_match_a_big_product(inner: int) -> None:
-    # What EXACT_MIN_ROWS and small_gemm_rows assume of this machine's GEMMs (nn.Linear).
-    torch.manual_seed(0)
-    layer = torch.nn.Linear(inner, 64)
-    x = torch.randn(600, inner)
-    with torch.no_grad():
-        big = layer(x)
-        for rows in (small_gemm_rows(inner) + 1, EXACT_MIN_ROWS, 37):
-            assert torch.equal(layer(x[:rows]), big[:rows]), rows
-
-
 def _states(model, tokens, fast: bool, **kwargs):
     encode = kwargs.pop("encode", model.encode)
     if not fast:
