@@ -42,21 +42,45 @@ def _gemm_rows_exact() -> str | None:
     return None
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    marked = [item for item in items if item.get_closest_marker("bit_exact_kernels")]
-    if not marked:
-        return
+@pytest.fixture(scope="session")
+def gemm_rows_differ() -> str | None:
+    """What :func:`_gemm_rows_exact` found on this CPU (None: its GEMM is row-invariant)."""
+    return _gemm_rows_exact()
+
+
+def pytest_report_header(config: pytest.Config) -> str:
     differs = _gemm_rows_exact()
     if differs is None:
-        return
-    import platform
+        return "GEMM rows: invariant; trimmed vs padded passes are compared bit for bit"
+    return f"GEMM rows: not invariant ({differs}); trimmed vs padded passes compared to rounding"
 
-    skip = pytest.mark.skip(reason=(
-        f"this CPU's GEMM kernels ({platform.machine()}) are not row-invariant: {differs}; the "
-        "bit-identity asserted here was measured on other kernels (Intel Xeon) and does not hold"
-    ))
-    for item in marked:
-        item.add_marker(skip)
+
+# Where the GEMM is not row-invariant, a trimmed pass and the padded one differ by the rounding
+# of their differently shaped products only. Measured on AMD EPYC with the tests that use this
+# bound: at most 9.8e-7 (absolute) on last states and scores, per-user metrics identical. The
+# bound leaves an order of margin and stays far below what a trimming bug changes: dropping the
+# oldest of 50 keys moves every row's last state by at least 2e-2 (BERT4Rec; SASRec 1.3e-1).
+ROUNDING_RTOL = 1e-5
+ROUNDING_ATOL = 1e-5
+
+
+@pytest.fixture
+def assert_kernel_identical(gemm_rows_differ: str | None):
+    """``check(actual, expected, msg)``: bit-identity where this CPU's GEMM is row-invariant
+    (the kernels mmseq.nn.padding measured on Intel Xeon); elsewhere equality up to the
+    rounding of differently shaped products (ROUNDING_RTOL/ATOL), with why in the message."""
+    import torch
+
+    def check(actual, expected, msg: object = "") -> None:
+        if gemm_rows_differ is None:
+            assert torch.equal(actual, expected), msg
+            return
+        torch.testing.assert_close(
+            actual, expected, rtol=ROUNDING_RTOL, atol=ROUNDING_ATOL,
+            msg=lambda m: f"{m}\n{msg} (compared to rounding: {gemm_rows_differ})",
+        )
+
+    return check
 
 
 @pytest.fixture(scope="session")

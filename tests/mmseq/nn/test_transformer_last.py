@@ -1,8 +1,9 @@
 """Last-state encoding (TransformerEncoder.last_state and the ensemble/peer versions): the
-padded pass's state at the last column, bit for bit on this machine's CPU kernels.
+padded pass's state at the last column, bit for bit on CPUs whose GEMM is row-invariant.
 
 The exactness rests on measured kernel behaviour (mmseq.nn.padding: EXACT_MIN_ROWS,
 small_gemm_rows, query_layout); these tests are what notices if another torch build differs.
+Where a probe finds other kernels (tests/conftest.py), they compare to rounding instead.
 """
 
 from __future__ import annotations
@@ -59,10 +60,11 @@ CASES = {
 }
 
 
-@pytest.mark.bit_exact_kernels
 @pytest.mark.parametrize("name", sorted(CASES))
 @pytest.mark.parametrize("threads", [1, 2])
-def test_last_state_is_the_padded_passs_to_the_bit(name: str, threads: int) -> None:
+def test_last_state_is_the_padded_passs_to_the_bit(
+    name: str, threads: int, assert_kernel_identical
+) -> None:
     factory, widths = CASES[name]
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
@@ -81,14 +83,15 @@ def test_last_state_is_the_padded_passs_to_the_bit(name: str, threads: int) -> N
                     padded = _states(model, both, fast=False)[..., :rows, :]
                     fast = _states(model, tokens, fast=True, encode_last=model.encode_last,
                                    min_rows=min_rows)
-                assert torch.equal(fast, padded), (width, rows)
+                assert_kernel_identical(fast, padded, (width, rows))
     finally:
         torch.set_num_threads(before)
 
 
-@pytest.mark.bit_exact_kernels
 @pytest.mark.parametrize("peer", [None, 1])
-def test_peer_last_states_are_the_padded_passs_to_the_bit(peer: int | None) -> None:
+def test_peer_last_states_are_the_padded_passs_to_the_bit(
+    peer: int | None, assert_kernel_identical
+) -> None:
     torch.manual_seed(0)
     model = PeerRec(PeerRecConfig(max_len=51), 1, 300).eval()
     tokens = _left_padded(400, 51, 300, seed=4)
@@ -98,11 +101,12 @@ def test_peer_last_states_are_the_padded_passs_to_the_bit(peer: int | None) -> N
             lambda t: model.encode(t, peer), tokens, multiple=KEY_ALIGN,
             encode_last=lambda t, w: model.encode_last(t, w, peer), min_rows=BATCHED_MIN_ROWS,
         )
-        assert torch.equal(fast, padded)
+        assert_kernel_identical(fast, padded)
         users = torch.arange(3)  # the scoring path: [MASK] after each row's last 50 items
         queries = model.query_tokens(users, _Inputs(tokens[:, 1:]))
-        assert torch.equal(model.sequence_states(users, _Inputs(tokens[:, 1:]), peer),
-                           model.encode(torch.cat([queries, tokens[3:]]), peer)[..., :3, -1, :])
+        expected = model.encode(torch.cat([queries, tokens[3:]]), peer)[..., :3, -1, :]
+        states = model.sequence_states(users, _Inputs(tokens[:, 1:]), peer)
+        assert_kernel_identical(states, expected)
     model.train()
     with pytest.raises(RuntimeError, match="evaluation"):
         model.encode_last(tokens, 51)
