@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
@@ -23,6 +24,7 @@ if "MMSEQ_JIT_CACHE" not in os.environ:
     os.environ["MMSEQ_JIT_CACHE"] = tempfile.mkdtemp(prefix="mmseq-test-jit-")
 
 
+@functools.cache
 def _gemm_rows_exact() -> str | None:
     """None if this CPU's GEMM gives every row count the big product's rows bit for bit (what
     mmseq.nn.padding measured on Intel Xeon and its trimming relies on), else what differed."""
